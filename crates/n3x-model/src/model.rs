@@ -1,0 +1,270 @@
+//! The typed inventory. Built by `decode` even when the file has errors: a field that could
+//! not be read is `None` (or its default), so the semantic checks still run on the rest and
+//! the user sees every problem in one round.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use crate::net::Ipv4Net;
+use crate::span::{Sp, Span};
+
+/// The schema version this n3x reads.
+pub const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Clone, Debug)]
+pub struct Inventory {
+    pub version: Option<Sp<i64>>,
+    pub cluster: Cluster,
+    pub k3s: K3s,
+    pub networks: BTreeMap<String, Network>,
+    pub hosts: BTreeMap<String, Host>,
+    pub addons: Addons,
+    pub secrets: Secrets,
+    pub lab: Lab,
+}
+
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    pub name: Option<Sp<String>>,
+    pub domain: Option<Sp<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct K3s {
+    pub span: Span,
+    pub version: Sp<String>,
+    pub cluster_cidr: Sp<Ipv4Net>,
+    pub service_cidr: Sp<Ipv4Net>,
+    pub cluster_dns: Sp<Ipv4Addr>,
+    pub disable: Vec<Sp<String>>,
+    pub token_file: Sp<String>,
+    pub agent_token_file: Sp<String>,
+    pub etcd: Etcd,
+}
+
+#[derive(Clone, Debug)]
+pub struct Etcd {
+    pub heartbeat_ms: Sp<u64>,
+    pub election_ms: Sp<u64>,
+    pub snapshot_schedule: Sp<String>,
+    pub snapshot_retention: Sp<u64>,
+}
+
+pub const DISABLEABLE: &[&str] = &["traefik", "servicelb", "local-storage", "metrics-server", "coredns"];
+
+#[derive(Clone, Debug)]
+pub struct Network {
+    pub name: Sp<String>,
+    pub cidr: Option<Sp<Ipv4Net>>,
+    /// `None`: untagged.
+    pub vlan: Option<Sp<u16>>,
+    pub mtu: Sp<u16>,
+}
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $s:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum $name { $($variant),* }
+        impl $name {
+            pub const NAMES: &'static [&'static str] = &[$($s),*];
+            pub fn as_str(self) -> &'static str { match self { $($name::$variant => $s),* } }
+            pub fn parse(s: &str) -> Option<Self> { match s { $($s => Some($name::$variant),)* _ => None } }
+        }
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> { s.serialize_str(self.as_str()) }
+        }
+    };
+}
+
+string_enum!(Hardware {
+    N100 = "n100",
+    JetsonOrinNano = "jetson-orin-nano",
+    X86_64Generic = "x86_64-generic",
+    QemuX86_64 = "qemu-x86_64",
+    QemuAarch64 = "qemu-aarch64",
+});
+
+impl Hardware {
+    /// The Nix system string; the hardware profile fixes it.
+    pub fn arch(self) -> &'static str {
+        match self {
+            Hardware::N100 | Hardware::X86_64Generic | Hardware::QemuX86_64 => "x86_64-linux",
+            Hardware::JetsonOrinNano | Hardware::QemuAarch64 => "aarch64-linux",
+        }
+    }
+
+    pub fn is_jetson(self) -> bool {
+        self == Hardware::JetsonOrinNano
+    }
+
+    /// Serial console when the inventory names none.
+    pub fn default_console(self) -> Option<&'static str> {
+        self.is_jetson().then_some("ttyTCU0")
+    }
+}
+
+string_enum!(Role { Server = "server", Agent = "agent" });
+string_enum!(Layout { Standard = "standard", Zfs = "zfs" });
+string_enum!(
+    /// Linux bonding modes, as systemd-networkd spells them.
+    BondMode {
+        BalanceRr = "balance-rr",
+        ActiveBackup = "active-backup",
+        BalanceXor = "balance-xor",
+        Broadcast = "broadcast",
+        Lacp = "802.3ad",
+        BalanceTlb = "balance-tlb",
+        BalanceAlb = "balance-alb",
+    }
+);
+
+#[derive(Clone, Debug)]
+pub struct Host {
+    /// The hostname, spanning its key in `[hosts.<name>]`.
+    pub name: Sp<String>,
+    pub hardware: Option<Sp<Hardware>>,
+    pub role: Option<Sp<Role>>,
+    pub init: Option<Sp<bool>>,
+    pub ssh: Option<Sp<String>>,
+    pub disk: Option<Sp<String>>,
+    pub layout: Option<Sp<Layout>>,
+    pub firmware: Option<Sp<String>>,
+    pub console: Option<Sp<String>>,
+    pub labels: Vec<(Sp<String>, Sp<String>)>,
+    pub taints: Vec<Sp<String>>,
+    pub interfaces: Vec<Interface>,
+    /// `(network, address)` in source order.
+    pub addresses: Vec<(Sp<String>, Sp<Ipv4Addr>)>,
+    pub age: Option<Sp<String>>,
+}
+
+impl Host {
+    pub fn is_server(&self) -> bool {
+        self.role.as_ref().is_some_and(|r| r.value == Role::Server)
+    }
+
+    pub fn is_init(&self) -> bool {
+        self.init.as_ref().is_some_and(|i| i.value)
+    }
+
+    pub fn address(&self, network: &str) -> Option<Ipv4Addr> {
+        self.addresses.iter().find(|(n, _)| n.value == network).map(|(_, a)| a.value)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Interface {
+    pub name: Sp<String>,
+    pub bond: Option<Bond>,
+    pub networks: Vec<Sp<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Bond {
+    pub members: Vec<Sp<String>>,
+    pub mode: Sp<BondMode>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Addons {
+    pub kyverno: Option<Kyverno>,
+    pub multus: Option<Multus>,
+    pub longhorn: Option<Longhorn>,
+}
+
+impl Addons {
+    pub fn kyverno_enabled(&self) -> bool {
+        self.kyverno.as_ref().is_some_and(|k| k.enable.value)
+    }
+    pub fn multus_enabled(&self) -> bool {
+        self.multus.as_ref().is_some_and(|m| m.enable.value)
+    }
+    pub fn longhorn_enabled(&self) -> bool {
+        self.longhorn.as_ref().is_some_and(|l| l.enable.value)
+    }
+}
+
+/// `enable` defaults to true: writing the table is the intent, `enable = false` turns it off.
+#[derive(Clone, Debug)]
+pub struct Kyverno {
+    pub enable: Sp<bool>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Multus {
+    pub enable: Sp<bool>,
+    pub networks: Vec<Sp<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Longhorn {
+    pub enable: Sp<bool>,
+    pub network: Option<Sp<String>>,
+    pub replicas: Sp<u64>,
+    pub data_path: Sp<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Secrets {
+    pub file: Sp<String>,
+    pub admins: Vec<Sp<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Lab {
+    pub seed: Sp<u64>,
+    pub profile: Sp<String>,
+    /// User profiles; a built-in name here overrides the built-in.
+    pub profiles: BTreeMap<String, (Sp<String>, Profile)>,
+    /// `[lab.hosts.<name>]`: (host name as written, its profile).
+    pub hosts: Vec<(Sp<String>, Option<Sp<String>>)>,
+}
+
+/// Link impairments. `None` means "not impaired in this way".
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Profile {
+    pub delay_ms: Option<f64>,
+    pub jitter_ms: Option<f64>,
+    pub loss_pct: Option<f64>,
+    pub rate_mbit: Option<f64>,
+}
+
+/// The built-in profiles, from inventory.md.
+pub const BUILTIN_PROFILES: &[(&str, Profile)] = &[
+    ("default", Profile { delay_ms: None, jitter_ms: None, loss_pct: None, rate_mbit: None }),
+    ("constrained", Profile { delay_ms: Some(50.0), jitter_ms: Some(10.0), loss_pct: None, rate_mbit: None }),
+    ("lossy", Profile { delay_ms: None, jitter_ms: None, loss_pct: Some(5.0), rate_mbit: None }),
+    ("slow", Profile { delay_ms: None, jitter_ms: None, loss_pct: None, rate_mbit: Some(10.0) }),
+    ("edge", Profile { delay_ms: Some(50.0), jitter_ms: Some(10.0), loss_pct: Some(2.0), rate_mbit: Some(10.0) }),
+];
+
+impl Lab {
+    /// A profile by name: the user's definition first, then the built-in.
+    pub fn profile(&self, name: &str) -> Option<Profile> {
+        self.profiles
+            .get(name)
+            .map(|(_, p)| *p)
+            .or_else(|| BUILTIN_PROFILES.iter().find(|(n, _)| *n == name).map(|(_, p)| *p))
+    }
+
+    /// The profile name that applies to `host`'s links.
+    pub fn profile_name_for(&self, host: &str) -> &str {
+        self.hosts
+            .iter()
+            .find(|(h, _)| h.value == host)
+            .and_then(|(_, p)| p.as_ref())
+            .map_or(self.profile.value.as_str(), |p| p.value.as_str())
+    }
+
+    /// Every profile name a user can refer to, built-in first.
+    pub fn profile_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = BUILTIN_PROFILES.iter().map(|(n, _)| *n).collect();
+        for n in self.profiles.keys() {
+            if !names.contains(&n.as_str()) {
+                names.push(n);
+            }
+        }
+        names
+    }
+}

@@ -1,0 +1,291 @@
+//! The resolved cluster: every default filled in and every derived fact computed (arch,
+//! server URL, etcd peer URL, VLAN devices). `n3x show` prints it, the lab and the flake
+//! consume the same facts; `flake/lib/facts.nix` computes them again from `n3x.toml`
+//! and a test proves both agree, so this shape is a contract.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use crate::check::CLUSTER_NETWORK;
+use crate::model::*;
+use crate::net::Ipv4Net;
+
+/// The k3s supervisor/API port that agents and joining servers dial.
+pub const K3S_API_PORT: u16 = 6443;
+/// etcd's client and peer ports.
+pub const ETCD_CLIENT_PORT: u16 = 2379;
+pub const ETCD_PEER_PORT: u16 = 2380;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Resolved {
+    pub cluster: ResolvedCluster,
+    pub k3s: ResolvedK3s,
+    pub networks: BTreeMap<String, ResolvedNetwork>,
+    /// Sorted by name.
+    pub hosts: Vec<ResolvedHost>,
+    pub addons: ResolvedAddons,
+    pub secrets: ResolvedSecrets,
+    pub lab: ResolvedLab,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedCluster {
+    pub name: String,
+    pub domain: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedK3s {
+    pub version: String,
+    pub cluster_cidr: Ipv4Net,
+    pub service_cidr: Ipv4Net,
+    pub cluster_dns: Ipv4Addr,
+    pub disable: Vec<String>,
+    pub token_file: String,
+    pub agent_token_file: String,
+    /// `https://<init server's cluster address>:6443`.
+    pub server_url: String,
+    pub etcd: ResolvedEtcd,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedEtcd {
+    pub heartbeat_ms: u64,
+    pub election_ms: u64,
+    pub snapshot_schedule: String,
+    pub snapshot_retention: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedNetwork {
+    pub cidr: Ipv4Net,
+    pub prefix_length: u8,
+    pub vlan: Option<u16>,
+    pub mtu: u16,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedHost {
+    pub name: String,
+    pub role: Role,
+    pub init: bool,
+    pub hardware: Hardware,
+    pub arch: &'static str,
+    pub ssh: String,
+    pub disk: Option<String>,
+    pub layout: Layout,
+    pub firmware: Option<String>,
+    pub console: Option<String>,
+    /// network name -> address.
+    pub addresses: BTreeMap<String, Ipv4Addr>,
+    /// The k3s node IP: the address on `cluster`.
+    pub node_ip: Ipv4Addr,
+    pub interfaces: Vec<ResolvedInterface>,
+    /// The URL this host joins; `None` for the init server, which bootstraps.
+    pub server_url: Option<String>,
+    /// Servers only: `https://<cluster address>:2380`.
+    pub etcd_peer_url: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<String>,
+    pub age: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedInterface {
+    pub name: String,
+    /// Bond members; empty for a plain NIC.
+    pub members: Vec<String>,
+    pub bond_mode: Option<BondMode>,
+    /// The largest MTU among the networks it carries: the parent must pass the biggest frame.
+    pub mtu: u16,
+    pub networks: Vec<Attachment>,
+}
+
+/// A network as a host sees it on one interface.
+#[derive(Clone, Debug, Serialize)]
+pub struct Attachment {
+    pub network: String,
+    pub vlan: Option<u16>,
+    /// The Linux device holding the address: the interface itself when untagged,
+    /// `vlan<id>` on top of it when tagged.
+    pub device: String,
+    pub address: Ipv4Addr,
+    pub prefix_length: u8,
+    pub mtu: u16,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedAddons {
+    pub kyverno: bool,
+    pub multus: ResolvedMultus,
+    pub longhorn: ResolvedLonghorn,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedMultus {
+    pub enable: bool,
+    pub networks: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedLonghorn {
+    pub enable: bool,
+    pub network: Option<String>,
+    pub replicas: u64,
+    pub data_path: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedSecrets {
+    pub file: String,
+    pub admins: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedLab {
+    pub seed: u64,
+    pub profile: String,
+    /// host name -> the profile its links get, resolved.
+    pub hosts: BTreeMap<String, LabHost>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LabHost {
+    pub profile: String,
+    pub impairments: Profile,
+}
+
+/// Why an inventory could not be resolved. Only reachable when `resolve` is called on an
+/// inventory that still has errors; callers check first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unresolved(pub String);
+
+pub fn vlan_device(vlan: u16) -> String {
+    format!("vlan{vlan}")
+}
+
+/// Resolves an inventory that checked without errors.
+pub fn resolve(inv: &Inventory) -> Result<Resolved, Unresolved> {
+    let missing = |what: &str| Unresolved(format!("the inventory has errors ({what}); run `n3x check`"));
+    let mut networks = BTreeMap::new();
+    for (name, n) in &inv.networks {
+        let cidr = n.cidr.as_ref().ok_or_else(|| missing("a network without cidr"))?.value;
+        networks.insert(
+            name.clone(),
+            ResolvedNetwork { cidr, prefix_length: cidr.prefix(), vlan: n.vlan.as_ref().map(|v| v.value), mtu: n.mtu.value },
+        );
+    }
+    let init = inv.hosts.values().find(|h| h.is_server() && h.is_init()).ok_or_else(|| missing("no init server"))?;
+    let init_ip = init.address(CLUSTER_NETWORK).ok_or_else(|| missing("init server without a cluster address"))?;
+    let server_url = format!("https://{init_ip}:{K3S_API_PORT}");
+
+    let mut hosts = Vec::new();
+    for h in inv.hosts.values() {
+        let hardware = h.hardware.as_ref().ok_or_else(|| missing("a host without hardware"))?.value;
+        let role = h.role.as_ref().ok_or_else(|| missing("a host without role"))?.value;
+        let node_ip = h.address(CLUSTER_NETWORK).ok_or_else(|| missing("a host without a cluster address"))?;
+        let is_init = h.is_init();
+        let mut interfaces = Vec::new();
+        for i in &h.interfaces {
+            let mut atts = Vec::new();
+            for net in &i.networks {
+                let n = networks.get(&net.value).ok_or_else(|| missing("an unknown network"))?;
+                let address = h.address(&net.value).ok_or_else(|| missing("a carried network without address"))?;
+                atts.push(Attachment {
+                    network: net.value.clone(),
+                    vlan: n.vlan,
+                    device: n.vlan.map_or_else(|| i.name.value.clone(), vlan_device),
+                    address,
+                    prefix_length: n.prefix_length,
+                    mtu: n.mtu,
+                });
+            }
+            interfaces.push(ResolvedInterface {
+                name: i.name.value.clone(),
+                members: i.bond.as_ref().map(|b| b.members.iter().map(|m| m.value.clone()).collect()).unwrap_or_default(),
+                bond_mode: i.bond.as_ref().map(|b| b.mode.value),
+                mtu: atts.iter().map(|a| a.mtu).max().unwrap_or(1500),
+                networks: atts,
+            });
+        }
+        hosts.push(ResolvedHost {
+            name: h.name.value.clone(),
+            role,
+            init: is_init,
+            hardware,
+            arch: hardware.arch(),
+            ssh: h.ssh.as_ref().map_or_else(|| format!("root@{node_ip}"), |s| s.value.clone()),
+            disk: h.disk.as_ref().map(|d| d.value.clone()),
+            layout: h.layout.as_ref().map_or(Layout::Standard, |l| l.value),
+            firmware: h.firmware.as_ref().map(|f| f.value.clone()),
+            console: h.console.as_ref().map(|c| c.value.clone()).or_else(|| hardware.default_console().map(str::to_owned)),
+            addresses: h.addresses.iter().map(|(n, a)| (n.value.clone(), a.value)).collect(),
+            node_ip,
+            interfaces,
+            server_url: (!is_init).then(|| server_url.clone()),
+            etcd_peer_url: (role == Role::Server).then(|| format!("https://{node_ip}:{ETCD_PEER_PORT}")),
+            labels: h.labels.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect(),
+            taints: h.taints.iter().map(|t| t.value.clone()).collect(),
+            age: h.age.as_ref().map(|a| a.value.clone()),
+        });
+    }
+
+    let k = &inv.k3s;
+    let a = &inv.addons;
+    let lab = &inv.lab;
+    Ok(Resolved {
+        cluster: ResolvedCluster {
+            name: inv.cluster.name.as_ref().ok_or_else(|| missing("no cluster name"))?.value.clone(),
+            domain: inv.cluster.domain.as_ref().map(|d| d.value.clone()),
+        },
+        k3s: ResolvedK3s {
+            version: k.version.value.clone(),
+            cluster_cidr: k.cluster_cidr.value,
+            service_cidr: k.service_cidr.value,
+            cluster_dns: k.cluster_dns.value,
+            disable: k.disable.iter().map(|d| d.value.clone()).collect(),
+            token_file: k.token_file.value.clone(),
+            agent_token_file: k.agent_token_file.value.clone(),
+            server_url,
+            etcd: ResolvedEtcd {
+                heartbeat_ms: k.etcd.heartbeat_ms.value,
+                election_ms: k.etcd.election_ms.value,
+                snapshot_schedule: k.etcd.snapshot_schedule.value.clone(),
+                snapshot_retention: k.etcd.snapshot_retention.value,
+            },
+        },
+        networks,
+        addons: ResolvedAddons {
+            kyverno: a.kyverno_enabled(),
+            multus: ResolvedMultus {
+                enable: a.multus_enabled(),
+                networks: a.multus.iter().flat_map(|m| m.networks.iter().map(|n| n.value.clone())).collect(),
+            },
+            longhorn: ResolvedLonghorn {
+                enable: a.longhorn_enabled(),
+                network: a.longhorn.as_ref().and_then(|l| l.network.as_ref()).map(|n| n.value.clone()),
+                replicas: a.longhorn.as_ref().map_or(3, |l| l.replicas.value),
+                data_path: a.longhorn.as_ref().map_or_else(|| "/var/lib/longhorn".into(), |l| l.data_path.value.clone()),
+            },
+        },
+        secrets: ResolvedSecrets {
+            file: inv.secrets.file.value.clone(),
+            admins: inv.secrets.admins.iter().map(|a| a.value.clone()).collect(),
+        },
+        lab: ResolvedLab {
+            seed: lab.seed.value,
+            profile: lab.profile.value.clone(),
+            hosts: hosts
+                .iter()
+                .map(|h| {
+                    let name = lab.profile_name_for(&h.name).to_owned();
+                    let impairments = lab.profile(&name).unwrap_or_default();
+                    (h.name.clone(), LabHost { profile: name, impairments })
+                })
+                .collect(),
+        },
+        hosts,
+    })
+}
