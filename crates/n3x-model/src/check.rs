@@ -281,7 +281,8 @@ fn host_interfaces(inv: &Inventory, host: &Host, out: &mut Vec<Diagnostic>) {
     let mut carried_sorted: Vec<&&Sp<String>> = carried.values().collect();
     carried_sorted.sort_by_key(|n| n.span.start);
     for net in carried_sorted {
-        if !host.addresses.iter().any(|(n, _)| n.value == net.value) {
+        let unreadable = inv.is_unreadable(&format!("hosts.{h}.addresses.{}", net.value));
+        if !unreadable && !host.addresses.iter().any(|(n, _)| n.value == net.value) {
             let hint = inv
                 .networks
                 .get(&net.value)
@@ -429,7 +430,10 @@ fn roles(inv: &Inventory, out: &mut Vec<Diagnostic>) {
             }
         }
     }
-    if hosts.is_empty() || !all_roles_known {
+    // A role or init that could not be read already has its error; counting without it
+    // would only add a misleading one.
+    let unreadable = hosts.iter().any(|h| inv.is_unreadable(&format!("hosts.{}.init", h.name.value)));
+    if hosts.is_empty() || !all_roles_known || unreadable {
         return;
     }
     if servers.is_empty() {
@@ -495,10 +499,8 @@ fn roles(inv: &Inventory, out: &mut Vec<Diagnostic>) {
             format!("server number {n}"),
         )
         .help(format!("use {} or {} servers: make one server an agent, or add one", n - 1, n + 1));
-        for s in &servers[..n - 1] {
-            if let Some(r) = &s.role {
-                d = d.related(r.span.clone(), "server");
-            }
+        if let Some(r) = &servers[0].role {
+            d = d.related(r.span.clone(), "the first server");
         }
         out.push(d);
     }

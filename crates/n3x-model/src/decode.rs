@@ -2,7 +2,7 @@
 //! wrong types, missing keys and malformed values, and keeps going: every field that can be
 //! read is read, so the semantic checks in `check` see as much of the model as possible.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use toml::Spanned;
@@ -50,6 +50,9 @@ const SECRET_KEYS: &[&str] = &["token", "agent_token", "password", "secret", "pr
 
 pub(crate) struct Decoder {
     pub(crate) diags: Vec<Diagnostic>,
+    /// Dotted paths of values that are present but could not be read. Checks that would
+    /// only repeat the problem ("no init server" after `init = "yes"`) skip them.
+    pub(crate) unreadable: BTreeSet<String>,
 }
 
 fn type_name(v: &DeValue<'_>) -> &'static str {
@@ -85,6 +88,7 @@ impl Decoder {
     }
 
     fn wrong_type(&mut self, path: &str, v: &Value<'_>, expected: &str) {
+        self.unreadable.insert(path.to_owned());
         let found = type_name(v.get_ref());
         self.push(
             Diagnostic::new(
@@ -98,6 +102,10 @@ impl Decoder {
     }
 
     fn missing(&mut self, t: Table<'_, '_>, key: &str, help: impl Into<String>) {
+        // A misspelt key already got "did you mean `key`?": saying it is missing too is noise.
+        if t.map.keys().any(|k| did_you_mean(k.get_ref(), [key]).is_some()) {
+            return;
+        }
         let what = if t.path.is_empty() { "the file".to_owned() } else { format!("`[{}]`", t.path) };
         self.push(
             Diagnostic::new(
@@ -216,6 +224,7 @@ impl Decoder {
     fn int_in(&mut self, t: Table<'_, '_>, key: &str, lo: i64, hi: i64, why: &str) -> Option<Sp<i64>> {
         let n = self.integer(t, key)?;
         if n.value < lo || n.value > hi {
+            self.unreadable.insert(t.dotted(key));
             self.invalid(
                 Code::OutOfRange,
                 n.span.clone(),
@@ -279,6 +288,7 @@ impl Decoder {
             Some(n) => format!("did you mean `{n}`? `{}` is one of {list}", t.dotted(key)),
             None => format!("`{}` is one of {list}", t.dotted(key)),
         };
+        self.unreadable.insert(t.dotted(key));
         self.invalid(
             Code::InvalidValue,
             s.span,
@@ -294,6 +304,7 @@ impl Decoder {
         match s.value.parse::<Ipv4Net>() {
             Ok(n) => Some(Sp::new(n, s.span)),
             Err(e) => {
+                self.unreadable.insert(t.dotted(key));
                 let help = match e {
                     CidrError::HostBits(n) => format!("the network is `{n}`: host bits must be zero"),
                     CidrError::Prefix => "the prefix length after `/` is a number from 0 to 32".into(),
@@ -314,6 +325,7 @@ impl Decoder {
         match s.parse::<Ipv4Addr>() {
             Ok(a) => Some(Sp::new(a, v.span())),
             Err(_) => {
+                self.unreadable.insert(path.to_owned());
                 let help = if s.contains('/') {
                     "write the address alone: the prefix length comes from the network's `cidr`".to_owned()
                 } else {
@@ -351,9 +363,15 @@ impl Decoder {
 /// Decodes the whole document; returns `None` only when the text is not TOML at all.
 pub(crate) fn decode(source: &str, diags: &mut Vec<Diagnostic>) -> Option<Inventory> {
     let (root, errors) = DeTable::parse_recoverable(source);
-    let mut d = Decoder { diags: Vec::new() };
+    let mut d = Decoder { diags: Vec::new(), unreadable: BTreeSet::new() };
+    let lines = crate::span::LineIndex::new(source);
+    let mut error_lines = BTreeSet::new();
     for e in &errors {
         let span = e.span().unwrap_or(0..0);
+        // The parser often reports one slip twice as it resynchronises; one per line is enough.
+        if !error_lines.insert(lines.line_col(span.start).line) {
+            continue;
+        }
         let message = e.message().trim().trim_end_matches('.').to_owned();
         let first = message.lines().next().unwrap_or("invalid TOML").to_owned();
         d.push(
@@ -367,7 +385,8 @@ pub(crate) fn decode(source: &str, diags: &mut Vec<Diagnostic>) -> Option<Invent
         return None;
     }
     let top = Table { path: "", anchor: (0, 0), map: root.get_ref() };
-    let inv = decode_root(&mut d, top);
+    let mut inv = decode_root(&mut d, top);
+    inv.unreadable = std::mem::take(&mut d.unreadable);
     diags.append(&mut d.diags);
     Some(inv)
 }
@@ -427,7 +446,7 @@ fn decode_root(d: &mut Decoder, top: Table<'_, '_>) -> Inventory {
     let lab_table = d.sub(top, "lab", "lab");
     let lab = decode_lab(d, lab_table);
 
-    Inventory { version, cluster, k3s, networks, hosts, addons, secrets, lab }
+    Inventory { version, cluster, k3s, networks, hosts, addons, secrets, lab, unreadable: BTreeSet::new() }
 }
 
 fn decode_cluster(d: &mut Decoder, t: Table<'_, '_>) -> Cluster {

@@ -125,8 +125,12 @@ impl Diagnostic {
         self
     }
 
+    /// Adds a related label. A default value that no table in the file holds carries the
+    /// empty span `0..0`; pointing at it would mislead, so such labels are left out.
     pub fn related(mut self, span: Span, message: impl Into<String>) -> Self {
-        self.related.push(Label { span, message: message.into() });
+        if span != (0..0) {
+            self.related.push(Label { span, message: message.into() });
+        }
         self
     }
 

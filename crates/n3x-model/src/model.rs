@@ -2,7 +2,7 @@
 //! not be read is `None` (or its default), so the semantic checks still run on the rest and
 //! the user sees every problem in one round.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use crate::net::Ipv4Net;
@@ -21,6 +21,15 @@ pub struct Inventory {
     pub addons: Addons,
     pub secrets: Secrets,
     pub lab: Lab,
+    /// Dotted paths (`hosts.s1.init`) of values present in the file but unreadable; each
+    /// already has its diagnostic.
+    pub unreadable: BTreeSet<String>,
+}
+
+impl Inventory {
+    pub fn is_unreadable(&self, path: &str) -> bool {
+        self.unreadable.contains(path)
+    }
 }
 
 #[derive(Clone, Debug)]
