@@ -12,16 +12,19 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
-        let r: Result<(), String> = match a.as_str() {
-            "--hosts" => value("--hosts").and_then(|v| v.parse().map(|n| hosts = Some(n)).map_err(|e| format!("--hosts: {e}"))),
-            "--servers" => value("--servers").and_then(|v| v.parse().map(|n| servers = n).map_err(|e| format!("--servers: {e}"))),
-            "--name" => value("--name").map(|v| name = v),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => Err(format!("unknown argument `{other}`")),
-        };
+        let r: Result<(), String> =
+            match a.as_str() {
+                "--hosts" => value("--hosts")
+                    .and_then(|v| v.parse().map(|n| hosts = Some(n)).map_err(|e| format!("--hosts: {e}"))),
+                "--servers" => value("--servers")
+                    .and_then(|v| v.parse().map(|n| servers = n).map_err(|e| format!("--servers: {e}"))),
+                "--name" => value("--name").map(|v| name = v),
+                "-h" | "--help" => {
+                    println!("{USAGE}");
+                    return ExitCode::SUCCESS;
+                }
+                other => Err(format!("unknown argument `{other}`")),
+            };
         if let Err(e) = r {
             eprintln!("error: {e}\n{USAGE}");
             return ExitCode::from(2);

@@ -67,7 +67,10 @@ fn networks(inv: &Inventory, out: &mut Vec<Diagnostic>) {
                         Diagnostic::new(
                             Code::DuplicateVlan,
                             vb.span.clone(),
-                            format!("VLAN {} of network `{}` is already used by `{}`", vb.value, b.name.value, a.name.value),
+                            format!(
+                                "VLAN {} of network `{}` is already used by `{}`",
+                                vb.value, b.name.value, a.name.value
+                            ),
                             "duplicate VLAN id",
                         )
                         .related(va.span.clone(), format!("first used by `{}` here", a.name.value))
@@ -112,11 +115,16 @@ fn k3s(inv: &Inventory, out: &mut Vec<Diagnostic>) {
                     Diagnostic::new(
                         Code::K3sCidrOverlap,
                         cidr.span.clone(),
-                        format!("`k3s.{key}` ({}) overlaps host network `{}` ({})", cidr.value, net.name.value, nc.value),
+                        format!(
+                            "`k3s.{key}` ({}) overlaps host network `{}` ({})",
+                            cidr.value, net.name.value, nc.value
+                        ),
                         "overlaps a host network",
                     )
                     .related(nc.span.clone(), format!("`{}` is defined here", net.name.value))
-                    .help(format!("move `k3s.{key}` or the network: pods and services must not share addresses with hosts")),
+                    .help(format!(
+                        "move `k3s.{key}` or the network: pods and services must not share addresses with hosts"
+                    )),
                 );
             }
         }
@@ -126,7 +134,10 @@ fn k3s(inv: &Inventory, out: &mut Vec<Diagnostic>) {
             Diagnostic::new(
                 Code::K3sCidrOverlap,
                 k.service_cidr.span.clone(),
-                format!("`k3s.service_cidr` ({}) overlaps `k3s.cluster_cidr` ({})", k.service_cidr.value, k.cluster_cidr.value),
+                format!(
+                    "`k3s.service_cidr` ({}) overlaps `k3s.cluster_cidr` ({})",
+                    k.service_cidr.value, k.cluster_cidr.value
+                ),
                 "overlaps the pod network",
             )
             .related(k.cluster_cidr.span.clone(), "the pod network")
@@ -138,7 +149,10 @@ fn k3s(inv: &Inventory, out: &mut Vec<Diagnostic>) {
             Diagnostic::new(
                 Code::ClusterDnsOutsideServiceCidr,
                 k.cluster_dns.span.clone(),
-                format!("`k3s.cluster_dns` {} is outside `k3s.service_cidr` {}", k.cluster_dns.value, k.service_cidr.value),
+                format!(
+                    "`k3s.cluster_dns` {} is outside `k3s.service_cidr` {}",
+                    k.cluster_dns.value, k.service_cidr.value
+                ),
                 "not in the service network",
             )
             .related(k.service_cidr.span.clone(), "the service network")
@@ -192,7 +206,10 @@ fn host_interfaces(inv: &Inventory, host: &Host, out: &mut Vec<Diagnostic>) {
                         if same {
                             format!("NIC `{}` is listed twice in bond `{}` of `{h}`", m.value, iface.name.value)
                         } else {
-                            format!("NIC `{}` of `{h}` is a member of bonds `{other}` and `{}`", m.value, iface.name.value)
+                            format!(
+                                "NIC `{}` of `{h}` is a member of bonds `{other}` and `{}`",
+                                m.value, iface.name.value
+                            )
                         },
                         "already a bond member",
                     )
@@ -270,7 +287,10 @@ fn host_interfaces(inv: &Inventory, host: &Host, out: &mut Vec<Diagnostic>) {
                     Diagnostic::new(
                         Code::AddressNotCarried,
                         addr.span.clone(),
-                        format!("`{h}` has an address on `{}`, but none of its interfaces carries `{}`", net.value, net.value),
+                        format!(
+                            "`{h}` has an address on `{}`, but none of its interfaces carries `{}`",
+                            net.value, net.value
+                        ),
                         "address for an uncarried network",
                     )
                     .help(format!("add \"{}\" to an interface's `networks`, or remove this address", net.value)),
@@ -375,19 +395,27 @@ fn addresses(inv: &Inventory, out: &mut Vec<Diagnostic>) {
                     Diagnostic::new(
                         Code::AddressOutsideCidr,
                         addr.span.clone(),
-                        format!("address `{}` of `{h}` is outside network `{}` ({})", addr.value, net.value, cidr.value),
+                        format!(
+                            "address `{}` of `{h}` is outside network `{}` ({})",
+                            addr.value, net.value, cidr.value
+                        ),
                         format!("not in {}", cidr.value),
                     )
                     .related(cidr.span.clone(), format!("`{}` is defined here", net.value))
                     .help(format!("pick an address inside {}", cidr.value)),
                 );
-            } else if cidr.value.network_address() == Some(addr.value) || cidr.value.broadcast_address() == Some(addr.value) {
+            } else if cidr.value.network_address() == Some(addr.value)
+                || cidr.value.broadcast_address() == Some(addr.value)
+            {
                 let which = if cidr.value.network_address() == Some(addr.value) { "network" } else { "broadcast" };
                 out.push(
                     Diagnostic::new(
                         Code::AddressReserved,
                         addr.span.clone(),
-                        format!("address `{}` of `{h}` is the {which} address of `{}` ({})", addr.value, net.value, cidr.value),
+                        format!(
+                            "address `{}` of `{h}` is the {which} address of `{}` ({})",
+                            addr.value, net.value, cidr.value
+                        ),
                         format!("the {which} address"),
                     )
                     .help(format!("pick a host address inside {}, not its first or last", cidr.value)),
@@ -464,13 +492,13 @@ fn roles(inv: &Inventory, out: &mut Vec<Diagnostic>) {
             let mut d = Diagnostic::new(
                 Code::SeveralInitServers,
                 inits[1].init.as_ref().map_or(inits[1].name.span.clone(), |i| i.span.clone()),
-                format!(
-                    "{} servers have `init = true`: each would bootstrap its own etcd cluster",
-                    inits.len()
-                ),
+                format!("{} servers have `init = true`: each would bootstrap its own etcd cluster", inits.len()),
                 format!("`{}` also bootstraps", inits[1].name.value),
             )
-            .help(format!("keep `init = true` on one server only (e.g. `{}`); the others join it", inits[0].name.value));
+            .help(format!(
+                "keep `init = true` on one server only (e.g. `{}`); the others join it",
+                inits[0].name.value
+            ));
             if let Some(i) = &inits[0].init {
                 d = d.related(i.span.clone(), format!("`{}` bootstraps here", inits[0].name.value));
             }
@@ -487,8 +515,13 @@ fn roles(inv: &Inventory, out: &mut Vec<Diagnostic>) {
     let role_span = last.role.as_ref().map_or(last.name.span.clone(), |r| r.span.clone());
     if n == 1 {
         out.push(
-            Diagnostic::new(Code::SingleServer, role_span, "a single server: the control plane is not highly available", "the only server")
-                .help("this works, but losing this host stops the cluster: use 3 servers for HA"),
+            Diagnostic::new(
+                Code::SingleServer,
+                role_span,
+                "a single server: the control plane is not highly available",
+                "the only server",
+            )
+            .help("this works, but losing this host stops the cluster: use 3 servers for HA"),
         );
     } else if n % 2 == 0 {
         let tolerated = (n - 1) / 2;
@@ -533,7 +566,11 @@ fn addons(inv: &Inventory, out: &mut Vec<Diagnostic>) {
         if !inv.networks.contains_key(&net.value) {
             out.push(unknown_network(inv, net, "`addons.longhorn.network`"));
         } else {
-            let exposed = a.multus.as_ref().filter(|m| m.enable.value).and_then(|m| m.networks.iter().find(|n| n.value == net.value));
+            let exposed = a
+                .multus
+                .as_ref()
+                .filter(|m| m.enable.value)
+                .and_then(|m| m.networks.iter().find(|n| n.value == net.value));
             if exposed.is_none() {
                 let mut d = Diagnostic::new(
                     Code::LonghornNetworkNotExposed,
@@ -543,9 +580,15 @@ fn addons(inv: &Inventory, out: &mut Vec<Diagnostic>) {
                 );
                 d = match &a.multus {
                     Some(m) if m.enable.value => d
-                        .related(m.networks.first().map_or(m.enable.span.clone(), |n| n.span.clone()), "Multus exposes these networks")
+                        .related(
+                            m.networks.first().map_or(m.enable.span.clone(), |n| n.span.clone()),
+                            "Multus exposes these networks",
+                        )
                         .help(format!("add \"{}\" to `addons.multus.networks`", net.value)),
-                    _ => d.help(format!("add `[addons.multus]` with `enable = true` and `networks = [\"{}\"]`", net.value)),
+                    _ => d.help(format!(
+                        "add `[addons.multus]` with `enable = true` and `networks = [\"{}\"]`",
+                        net.value
+                    )),
                 };
                 out.push(d);
             }
@@ -557,7 +600,11 @@ fn addons(inv: &Inventory, out: &mut Vec<Diagnostic>) {
             Diagnostic::new(
                 Code::LonghornReplicas,
                 l.replicas.span.clone(),
-                format!("{} Longhorn replicas but only {hosts} host{}", l.replicas.value, if hosts == 1 { "" } else { "s" }),
+                format!(
+                    "{} Longhorn replicas but only {hosts} host{}",
+                    l.replicas.value,
+                    if hosts == 1 { "" } else { "s" }
+                ),
                 "more replicas than hosts",
             )
             .help(format!("Longhorn places each replica on a different node: use at most {hosts}")),
@@ -572,11 +619,20 @@ fn lab(inv: &Inventory, out: &mut Vec<Diagnostic>) {
         if lab.profile(&p.value).is_none() {
             let help = match did_you_mean(&p.value, names.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`? or define `[lab.profiles.{}]`", p.value),
-                None => format!("use one of {}, or define `[lab.profiles.{}]`", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "), p.value),
+                None => format!(
+                    "use one of {}, or define `[lab.profiles.{}]`",
+                    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+                    p.value
+                ),
             };
             out.push(
-                Diagnostic::new(Code::UnknownProfile, p.span.clone(), format!("lab profile `{}` does not exist", p.value), "unknown profile")
-                    .help(help),
+                Diagnostic::new(
+                    Code::UnknownProfile,
+                    p.span.clone(),
+                    format!("lab profile `{}` does not exist", p.value),
+                    "unknown profile",
+                )
+                .help(help),
             );
             false
         } else {
@@ -609,7 +665,8 @@ fn lab(inv: &Inventory, out: &mut Vec<Diagnostic>) {
     // a host's profile delaying its own egress, a round trip between a and b is
     // delay(a) + delay(b).
     let delay = |h: &Host| lab.profile(lab.profile_name_for(&h.name.value)).and_then(|p| p.delay_ms).unwrap_or(0.0);
-    let servers: Vec<&Host> = sorted_by_span(inv.hosts.values(), |h| h.name.span.start).into_iter().filter(|h| h.is_server()).collect();
+    let servers: Vec<&Host> =
+        sorted_by_span(inv.hosts.values(), |h| h.name.span.start).into_iter().filter(|h| h.is_server()).collect();
     let mut worst: Option<(f64, &Host, &Host)> = None;
     for (i, a) in servers.iter().enumerate() {
         for b in &servers[i + 1..] {

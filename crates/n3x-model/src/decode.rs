@@ -146,12 +146,20 @@ impl Decoder {
             }
             let help = match did_you_mean(name, known.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
-                None => format!("the keys allowed here are: {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+                None => format!(
+                    "the keys allowed here are: {}",
+                    known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                ),
             };
             let place = if t.path.is_empty() { "at the top level".to_owned() } else { format!("in `[{}]`", t.path) };
             self.push(
-                Diagnostic::new(Code::UnknownKey, key.span(), format!("unknown key `{name}` {place}"), "not a key of schema v1")
-                    .help(help),
+                Diagnostic::new(
+                    Code::UnknownKey,
+                    key.span(),
+                    format!("unknown key `{name}` {place}"),
+                    "not a key of schema v1",
+                )
+                .help(help),
             );
         }
     }
@@ -278,7 +286,13 @@ impl Decoder {
     }
 
     /// A string that must be one of an enum's names.
-    fn choice<T>(&mut self, t: Table<'_, '_>, key: &str, names: &[&str], parse: fn(&str) -> Option<T>) -> Option<Sp<T>> {
+    fn choice<T>(
+        &mut self,
+        t: Table<'_, '_>,
+        key: &str,
+        names: &[&str],
+        parse: fn(&str) -> Option<T>,
+    ) -> Option<Sp<T>> {
         let s = self.string(t, key)?;
         if let Some(v) = parse(&s.value) {
             return Some(Sp::new(v, s.span));
@@ -351,7 +365,8 @@ impl Decoder {
                 .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' })
                 .collect();
             let mut help = format!("{what} names match `[a-z][a-z0-9-]*` and have at most {max} characters");
-            if suggestion != name && !suggestion.is_empty() && suggestion.starts_with(|c: char| c.is_ascii_lowercase()) {
+            if suggestion != name && !suggestion.is_empty() && suggestion.starts_with(|c: char| c.is_ascii_lowercase())
+            {
                 help.push_str(&format!(", e.g. `{}`", &suggestion[..suggestion.len().min(max)]));
             }
             self.invalid(Code::InvalidName, span, format!("`{name}` is not a valid {what} name"), "invalid name", help);
@@ -501,7 +516,16 @@ fn decode_k3s(d: &mut Decoder, t: Option<Table<'_, '_>>) -> K3s {
     let Some(t) = t else { return k };
     d.deny_unknown(
         t,
-        &["version", "cluster_cidr", "service_cidr", "cluster_dns", "disable", "token_file", "agent_token_file", "etcd"],
+        &[
+            "version",
+            "cluster_cidr",
+            "service_cidr",
+            "cluster_dns",
+            "disable",
+            "token_file",
+            "agent_token_file",
+            "etcd",
+        ],
     );
     if let Some(v) = d.string(t, "version") {
         let ok = v.value.strip_prefix('v').is_some_and(|r| {
@@ -582,10 +606,13 @@ fn decode_k3s(d: &mut Decoder, t: Option<Table<'_, '_>>) -> K3s {
     }
     if let Some(e) = d.sub(t, "etcd", "k3s.etcd") {
         d.deny_unknown(e, &["heartbeat_ms", "election_ms", "snapshot_schedule", "snapshot_retention"]);
-        if let Some(v) = d.int_in(e, "heartbeat_ms", 1, 50_000, "etcd's heartbeat is a positive number of milliseconds") {
+        if let Some(v) = d.int_in(e, "heartbeat_ms", 1, 50_000, "etcd's heartbeat is a positive number of milliseconds")
+        {
             k.etcd.heartbeat_ms = v.map(|n| n as u64);
         }
-        if let Some(v) = d.int_in(e, "election_ms", 1, i64::MAX, "etcd's election timeout is a positive number of milliseconds") {
+        if let Some(v) =
+            d.int_in(e, "election_ms", 1, i64::MAX, "etcd's election timeout is a positive number of milliseconds")
+        {
             k.etcd.election_ms = v.map(|n| n as u64);
         }
         if let Some(s) = d.string(e, "snapshot_schedule") {
@@ -635,8 +662,19 @@ fn decode_networks(d: &mut Decoder, t: Table<'_, '_>) -> BTreeMap<String, Networ
 }
 
 const HOST_KEYS: &[&str] = &[
-    "hardware", "role", "init", "ssh", "disk", "layout", "firmware", "console", "labels", "taints", "interfaces",
-    "addresses", "age",
+    "hardware",
+    "role",
+    "init",
+    "ssh",
+    "disk",
+    "layout",
+    "firmware",
+    "console",
+    "labels",
+    "taints",
+    "interfaces",
+    "addresses",
+    "age",
 ];
 
 fn decode_hosts(d: &mut Decoder, t: Table<'_, '_>) -> BTreeMap<String, Host> {
@@ -731,7 +769,8 @@ fn decode_host(d: &mut Decoder, h: Table<'_, '_>, name: Sp<String>) -> Host {
                     t.span.clone(),
                     format!("`{}` is not a Kubernetes taint", t.value),
                     "expected `key=value:Effect`",
-                    "write a taint as `key=value:Effect` with Effect `NoSchedule`, `PreferNoSchedule` or `NoExecute`".into(),
+                    "write a taint as `key=value:Effect` with Effect `NoSchedule`, `PreferNoSchedule` or `NoExecute`"
+                        .into(),
                 );
             }
             ok
@@ -764,7 +803,22 @@ fn decode_host(d: &mut Decoder, h: Table<'_, '_>, name: Sp<String>) -> Host {
     addresses.sort_by_key(|(n, _)| n.span.start);
 
     let age = d.string(h, "age").filter(|s| check_recipient(d, s, &format!("{}.age", h.path)));
-    Host { name, hardware, role, init, ssh, disk, layout, firmware, console, labels, taints, interfaces, addresses, age }
+    Host {
+        name,
+        hardware,
+        role,
+        init,
+        ssh,
+        disk,
+        layout,
+        firmware,
+        console,
+        labels,
+        taints,
+        interfaces,
+        addresses,
+        age,
+    }
 }
 
 fn decode_interface(d: &mut Decoder, i: Table<'_, '_>, name: Sp<String>) -> Interface {
@@ -849,7 +903,8 @@ fn check_recipient(d: &mut Decoder, s: &Sp<String>, path: &str) -> bool {
 fn decode_addons(d: &mut Decoder, t: Table<'_, '_>) -> Addons {
     d.deny_unknown(t, &["kyverno", "multus", "longhorn"]);
     let mut out = Addons::default();
-    let enable = |d: &mut Decoder, t: Table<'_, '_>| d.boolean(t, "enable").unwrap_or_else(|| Sp::new(true, t.anchor()));
+    let enable =
+        |d: &mut Decoder, t: Table<'_, '_>| d.boolean(t, "enable").unwrap_or_else(|| Sp::new(true, t.anchor()));
     if let Some(k) = d.sub(t, "kyverno", "addons.kyverno") {
         d.deny_unknown(k, &["enable"]);
         out.kyverno = Some(Kyverno { enable: enable(d, k) });
@@ -1001,7 +1056,9 @@ fn valid_label_key(k: &str) -> bool {
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     let prefix_ok = prefix.is_none_or(|p| {
-        !p.is_empty() && p.len() <= 253 && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b))
+        !p.is_empty()
+            && p.len() <= 253
+            && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b))
     });
     name_ok && prefix_ok
 }

@@ -117,10 +117,7 @@ mod tests {
         assert_eq!(n.broadcast_address(), Some("192.168.200.255".parse().unwrap()));
         assert_eq!("10.0.0.0/33".parse::<Ipv4Net>(), Err(CidrError::Prefix));
         assert_eq!("10.0.0.0".parse::<Ipv4Net>(), Err(CidrError::Syntax));
-        assert_eq!(
-            "10.0.0.1/8".parse::<Ipv4Net>(),
-            Err(CidrError::HostBits("10.0.0.0/8".parse().unwrap()))
-        );
+        assert_eq!("10.0.0.1/8".parse::<Ipv4Net>(), Err(CidrError::HostBits("10.0.0.0/8".parse().unwrap())));
         assert!("0.0.0.0/0".parse::<Ipv4Net>().unwrap().contains(Ipv4Addr::BROADCAST));
     }
 

@@ -174,7 +174,12 @@ pub fn resolve(inv: &Inventory) -> Result<Resolved, Unresolved> {
         let cidr = n.cidr.as_ref().ok_or_else(|| missing("a network without cidr"))?.value;
         networks.insert(
             name.clone(),
-            ResolvedNetwork { cidr, prefix_length: cidr.prefix(), vlan: n.vlan.as_ref().map(|v| v.value), mtu: n.mtu.value },
+            ResolvedNetwork {
+                cidr,
+                prefix_length: cidr.prefix(),
+                vlan: n.vlan.as_ref().map(|v| v.value),
+                mtu: n.mtu.value,
+            },
         );
     }
     let init = inv.hosts.values().find(|h| h.is_server() && h.is_init()).ok_or_else(|| missing("no init server"))?;
@@ -204,7 +209,11 @@ pub fn resolve(inv: &Inventory) -> Result<Resolved, Unresolved> {
             }
             interfaces.push(ResolvedInterface {
                 name: i.name.value.clone(),
-                members: i.bond.as_ref().map(|b| b.members.iter().map(|m| m.value.clone()).collect()).unwrap_or_default(),
+                members: i
+                    .bond
+                    .as_ref()
+                    .map(|b| b.members.iter().map(|m| m.value.clone()).collect())
+                    .unwrap_or_default(),
                 bond_mode: i.bond.as_ref().map(|b| b.mode.value),
                 mtu: atts.iter().map(|a| a.mtu).max().unwrap_or(1500),
                 networks: atts,
@@ -220,7 +229,11 @@ pub fn resolve(inv: &Inventory) -> Result<Resolved, Unresolved> {
             disk: h.disk.as_ref().map(|d| d.value.clone()),
             layout: h.layout.as_ref().map_or(Layout::Standard, |l| l.value),
             firmware: h.firmware.as_ref().map(|f| f.value.clone()),
-            console: h.console.as_ref().map(|c| c.value.clone()).or_else(|| hardware.default_console().map(str::to_owned)),
+            console: h
+                .console
+                .as_ref()
+                .map(|c| c.value.clone())
+                .or_else(|| hardware.default_console().map(str::to_owned)),
             addresses: h.addresses.iter().map(|(n, a)| (n.value.clone(), a.value)).collect(),
             node_ip,
             interfaces,
@@ -267,7 +280,10 @@ pub fn resolve(inv: &Inventory) -> Result<Resolved, Unresolved> {
                 enable: a.longhorn_enabled(),
                 network: a.longhorn.as_ref().and_then(|l| l.network.as_ref()).map(|n| n.value.clone()),
                 replicas: a.longhorn.as_ref().map_or(3, |l| l.replicas.value),
-                data_path: a.longhorn.as_ref().map_or_else(|| "/var/lib/longhorn".into(), |l| l.data_path.value.clone()),
+                data_path: a
+                    .longhorn
+                    .as_ref()
+                    .map_or_else(|| "/var/lib/longhorn".into(), |l| l.data_path.value.clone()),
             },
         },
         secrets: ResolvedSecrets {

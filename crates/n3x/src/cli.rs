@@ -25,7 +25,9 @@ pub enum Command {
     /// Reports all errors and warnings in one run, each with a code, file:line:col and a
     /// help line. Exit status: 0 no errors (warnings allowed unless --deny-warnings),
     /// 1 errors, 2 bad usage or an unreadable file.
-    #[command(after_help = "Examples:\n  n3x check\n  n3x check -f site-b.toml --deny-warnings\n  n3x check --format json | jq '.diagnostics[].code'")]
+    #[command(
+        after_help = "Examples:\n  n3x check\n  n3x check -f site-b.toml --deny-warnings\n  n3x check --format json | jq '.diagnostics[].code'"
+    )]
     Check(CheckArgs),
     /// Print the resolved cluster: every host with defaults filled in and derived facts.
     ///

@@ -53,7 +53,8 @@ impl miette::Diagnostic for Report<'_> {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let primary = LabeledSpan::new_primary_with_span(Some(self.d.primary.message.clone()), span(&self.d.primary.span));
+        let primary =
+            LabeledSpan::new_primary_with_span(Some(self.d.primary.message.clone()), span(&self.d.primary.span));
         let related = self.d.related.iter().map(|l| LabeledSpan::new_with_span(Some(l.message.clone()), span(&l.span)));
         Some(Box::new(std::iter::once(primary).chain(related)))
     }
@@ -162,7 +163,13 @@ pub fn json(name: &str, source: &str, analysis: &Analysis) -> String {
                     .iter()
                     .map(|l| {
                         let p = idx.line_col(l.span.start);
-                        JsonLabel { line: p.line, column: p.column, start: l.span.start, end: l.span.end, label: l.message.clone() }
+                        JsonLabel {
+                            line: p.line,
+                            column: p.column,
+                            start: l.span.start,
+                            end: l.span.end,
+                            label: l.message.clone(),
+                        }
                     })
                     .collect(),
             }

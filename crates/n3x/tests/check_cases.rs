@@ -3,6 +3,7 @@
 //! it must produce (severity, code, line:column) and nothing else; the human rendering is
 //! compared with a snapshot in `tests/snapshots/`.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
@@ -26,11 +27,7 @@ fn check(file: &str, args: &[&str]) -> (Option<i32>, String, String) {
 }
 
 fn expectations(text: &str) -> BTreeSet<String> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("# expect: "))
-        .filter(|e| *e != "nothing")
-        .map(str::to_owned)
-        .collect()
+    text.lines().filter_map(|l| l.strip_prefix("# expect: ")).filter(|e| *e != "nothing").map(str::to_owned).collect()
 }
 
 #[test]
@@ -51,7 +48,15 @@ fn every_case_reports_exactly_its_expected_diagnostics() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|d| format!("{} {} {}:{}", d["severity"].as_str().unwrap(), d["code"].as_str().unwrap(), d["line"], d["column"]))
+            .map(|d| {
+                format!(
+                    "{} {} {}:{}",
+                    d["severity"].as_str().unwrap(),
+                    d["code"].as_str().unwrap(),
+                    d["line"],
+                    d["column"]
+                )
+            })
             .collect();
         assert_eq!(got, expected, "{name}: diagnostics differ from its `# expect:` lines");
         let has_errors = expected.iter().any(|e| e.starts_with("error "));

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what n3x's build and tests need on Debian/Ubuntu, idempotently.
+# Sourced by quickstart.sh and test.sh; safe to run on its own.
+set -euo pipefail
+
+# Debian packages the test suite uses. Kept in one place so CI and people agree.
+APT_PACKAGES=(ca-certificates git)
+
+need_apt=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$p")
+done
+if ((${#need_apt[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "n3x setup: missing Debian packages: ${need_apt[*]}" >&2
+    echo "  fix: sudo apt-get install -y ${need_apt[*]}   (or run this script as root)" >&2
+    exit 2
+  fi
+  echo "n3x setup: installing ${need_apt[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  for d in "$HOME/.cargo/bin" /root/.cargo/bin /usr/local/cargo/bin; do
+    [[ -x "$d/cargo" ]] && export PATH="$d:$PATH" && break
+  done
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "n3x setup: cargo not found. n3x needs Rust 1.85 or newer (edition 2024)." >&2
+  echo "  fix: install it with rustup (https://rustup.rs), then run this again." >&2
+  exit 2
+fi
+rust_minor=$(rustc --version | awk '{split($2, v, "."); print v[2]}')
+if (( rust_minor < 85 )); then
+  echo "n3x setup: $(rustc --version) is too old; n3x needs Rust 1.85 or newer." >&2
+  echo "  fix: rustup update stable" >&2
+  exit 2
+fi
