@@ -1,0 +1,1 @@
+//! The n3x lab (under construction).

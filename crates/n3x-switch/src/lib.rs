@@ -1,0 +1,1 @@
+//! The n3x link emulator (under construction).
