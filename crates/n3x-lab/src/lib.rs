@@ -1,1 +1,25 @@
-//! The n3x lab (under construction).
+//! The n3x lab: the inventory's cluster emulated on one Linux machine without VMs. A
+//! network namespace per host, an L2 segment per network (kernel bridges or the n3x
+//! userspace switch), real etcd on the servers, a write probe on the agents, and
+//! scenarios that break things and check that no acknowledged write is lost.
+//!
+//! **Architecture Invariant:** every object is recorded in `/run/n3x/<cluster>/state.json`
+//! before it is created, so `down` can remove a lab that crashed at any point, and removes
+//! nothing else.
+
+pub mod control;
+pub mod error;
+pub mod etcd;
+pub mod fabric;
+pub mod http;
+pub mod lifecycle;
+pub mod plan;
+pub mod probe;
+pub mod report;
+pub mod scenario;
+pub mod state;
+pub mod supervisor;
+pub mod sys;
+
+pub use error::LabError;
+pub use plan::{FabricKind, LabPlan};

@@ -231,7 +231,7 @@ pub struct Lab {
 }
 
 /// Link impairments. `None` means "not impaired in this way".
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Profile {
     pub delay_ms: Option<f64>,
     pub jitter_ms: Option<f64>,

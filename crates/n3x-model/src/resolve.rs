@@ -147,6 +147,9 @@ pub struct ResolvedSecrets {
 pub struct ResolvedLab {
     pub seed: u64,
     pub profile: String,
+    /// Every profile a lab command may name: the built-ins, overridden or extended by
+    /// `[lab.profiles]`.
+    pub profiles: BTreeMap<String, Profile>,
     /// host name -> the profile its links get, resolved.
     pub hosts: BTreeMap<String, LabHost>,
 }
@@ -293,6 +296,7 @@ pub fn resolve(inv: &Inventory) -> Result<Resolved, Unresolved> {
         lab: ResolvedLab {
             seed: lab.seed.value,
             profile: lab.profile.value.clone(),
+            profiles: lab.profile_names().into_iter().filter_map(|n| Some((n.to_owned(), lab.profile(n)?))).collect(),
             hosts: hosts
                 .iter()
                 .map(|h| {

@@ -35,6 +35,9 @@ pub enum Command {
     /// k3s server URL it joins, its etcd peer URL (servers), labels and taints.
     #[command(after_help = "Examples:\n  n3x show\n  n3x show --json | jq '.hosts[] | {name, arch, node_ip}'")]
     Show(ShowArgs),
+    /// Emulate the cluster on this machine: namespaces, real etcd, scenarios (needs root).
+    #[command(subcommand)]
+    Lab(crate::lab::LabCommand),
 }
 
 #[derive(Debug, Args)]

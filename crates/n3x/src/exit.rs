@@ -1,10 +1,19 @@
 //! Exit codes: a public contract, documented in README.md. Scripts rely on them; never
 //! renumber, only add.
 
-/// Success: the inventory checks clean (warnings allowed unless `--deny-warnings`).
+/// Success: the inventory checks clean (warnings allowed unless `--deny-warnings`); a lab
+/// command did what it was asked; `lab run` passed every scenario.
 pub const OK: u8 = 0;
 /// The inventory has errors (or warnings under `--deny-warnings`).
 pub const INVENTORY: u8 = 1;
 /// Bad usage (unknown flag, missing argument) or an IO problem (file missing, unreadable).
 /// clap uses 2 for usage errors too.
 pub const USAGE_OR_IO: u8 = 2;
+/// The machine lacks what the command needs: root, a binary (`etcd`, `ip`, `nft`), or a
+/// kernel feature for the chosen fabric. Nothing was created.
+pub const ENVIRONMENT: u8 = 3;
+/// `lab run` ran, and at least one scenario failed (see the report).
+pub const SCENARIO_FAILED: u8 = 4;
+/// The lab is not in the state the command needs (none up, already up, busy), or it
+/// failed while running.
+pub const LAB: u8 = 5;

@@ -3,6 +3,7 @@
 
 mod cli;
 mod exit;
+mod lab;
 mod render;
 mod show;
 mod source;
@@ -19,22 +20,23 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => check(&args),
         Command::Show(args) => show(&args),
+        Command::Lab(cmd) => lab::run(cmd),
     };
     ExitCode::from(code)
 }
 
 /// Prints a one-line error with its fix and returns the exit code.
-fn fail(message: &str, help: &str, code: u8) -> u8 {
+pub(crate) fn fail(message: &str, help: &str, code: u8) -> u8 {
     eprintln!("error: {message}\n  help: {help}");
     code
 }
 
-fn load(file: Option<&std::path::Path>) -> Result<source::Source, u8> {
+pub(crate) fn load(file: Option<&std::path::Path>) -> Result<source::Source, u8> {
     source::load(file).map_err(|e| fail(&e.to_string(), &e.help(), exit::USAGE_OR_IO))
 }
 
 /// Writes to stdout; a closed pipe (`n3x show | head`) is not an error worth a panic.
-fn print_stdout(text: &str) {
+pub(crate) fn print_stdout(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }

@@ -1,0 +1,125 @@
+//! The supervisor's control socket, `/run/n3x/<cluster>/control.sock`: one JSON request
+//! per line, one JSON response per line. `lab status`, `impair`, `partition`, `heal` and
+//! the scenarios all speak it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use n3x_model::model::Profile;
+use serde::{Deserialize, Serialize};
+
+use crate::error::LabError;
+use crate::probe::Write as ProbeWrite;
+
+pub const SOCKET: &str = "control.sock";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Request {
+    Status,
+    /// SIGKILL a server's etcd.
+    Kill {
+        host: String,
+    },
+    /// Restart a server's etcd on its existing data.
+    Start {
+        host: String,
+    },
+    Partition {
+        a: Vec<String>,
+        b: Vec<String>,
+    },
+    Heal,
+    Impair {
+        hosts: Vec<String>,
+        profile_name: String,
+        profile: Profile,
+    },
+    /// Probe writes from index `since` on.
+    Writes {
+        since: usize,
+    },
+    PauseProbes,
+    ResumeProbes,
+    /// Read every acknowledged write back through `via` (a server), or any running one.
+    Verify {
+        via: Option<String>,
+    },
+    Shutdown,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum Response {
+    /// Done; `at_ms` is when, on the lab's clock (the probes' clock).
+    Ok {
+        at_ms: f64,
+    },
+    Status(Box<LabStatus>),
+    Writes {
+        writes: Vec<ProbeWrite>,
+    },
+    Verify(VerifyResult),
+    Error {
+        message: String,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LabStatus {
+    pub cluster: String,
+    pub fabric: String,
+    pub now_ms: f64,
+    pub bringup_ms: f64,
+    pub hosts: Vec<HostStatus>,
+    /// The host every running member agrees is leader, if they agree.
+    pub leader: Option<String>,
+    pub partitioned: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostStatus {
+    pub name: String,
+    pub role: String,
+    pub namespace: String,
+    pub profile: String,
+    pub addresses: Vec<String>,
+    /// Servers only.
+    pub member: Option<MemberStatus>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub running: bool,
+    pub pid: Option<i32>,
+    pub status: Option<crate::etcd::Status>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VerifyResult {
+    pub via: String,
+    pub acked: usize,
+    pub lost: Vec<String>,
+    pub mismatched: Vec<String>,
+}
+
+/// Sends one request and waits for its answer.
+pub fn call(dir: &Path, req: &Request, timeout: Duration) -> Result<Response, LabError> {
+    let path = dir.join(SOCKET);
+    let mut s = UnixStream::connect(&path)
+        .map_err(|e| LabError::io(format!("connect to the lab supervisor at {}", path.display()), e))?;
+    s.set_read_timeout(Some(timeout)).map_err(|e| LabError::io("set socket timeout", e))?;
+    let line = serde_json::to_string(req).map_err(|e| LabError::Lab(e.to_string()))? + "\n";
+    s.write_all(line.as_bytes()).map_err(|e| LabError::io("send to the lab supervisor", e))?;
+    let mut answer = String::new();
+    BufReader::new(&s).read_line(&mut answer).map_err(|e| LabError::io("read from the lab supervisor", e))?;
+    let resp: Response = serde_json::from_str(&answer)
+        .map_err(|e| LabError::Lab(format!("unreadable answer from the lab supervisor: {e}")))?;
+    match resp {
+        Response::Error { message } => Err(LabError::Lab(message)),
+        r => Ok(r),
+    }
+}

@@ -1,0 +1,190 @@
+//! The report of `n3x lab run`: `report.json`, `junit.xml` and the terminal summary.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::scenario::ScenarioResult;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub lab: LabInfo,
+    pub scenarios: Vec<ScenarioResult>,
+    pub passed: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LabInfo {
+    pub cluster: String,
+    pub inventory: String,
+    pub hosts: usize,
+    pub servers: usize,
+    pub networks: usize,
+    pub fabric: String,
+    pub fabric_reason: String,
+    pub seed: u64,
+    pub bringup_ms: f64,
+    pub quorum_ms: f64,
+    pub teardown_ms: Option<f64>,
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+pub fn junit(r: &Report) -> String {
+    let failures = r.scenarios.iter().filter(|s| !s.passed).count();
+    let total: f64 = r.scenarios.iter().map(|s| s.duration_ms).sum::<f64>() / 1000.0;
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        x,
+        "<testsuites name=\"n3x lab\" tests=\"{}\" failures=\"{failures}\" time=\"{total:.3}\">",
+        r.scenarios.len()
+    );
+    let _ = writeln!(
+        x,
+        "  <testsuite name=\"n3x.lab.{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{total:.3}\">",
+        xml_escape(&r.lab.cluster),
+        r.scenarios.len()
+    );
+    for s in &r.scenarios {
+        let _ = write!(
+            x,
+            "    <testcase name=\"{}\" classname=\"n3x.lab.{}\" time=\"{:.3}\"",
+            xml_escape(&s.name),
+            xml_escape(&r.lab.cluster),
+            s.duration_ms / 1000.0
+        );
+        if s.passed {
+            x.push_str(" />\n");
+        } else {
+            let msg = xml_escape(&s.failures.join("; "));
+            let _ = writeln!(x, ">\n      <failure message=\"{msg}\">{msg}</failure>\n    </testcase>");
+        }
+    }
+    x.push_str("  </testsuite>\n</testsuites>\n");
+    x
+}
+
+/// Writes `report.json` and `junit.xml` into `dir` (created if needed), atomically.
+pub fn write(dir: &Path, r: &Report) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let json = serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?;
+    crate::state::write_atomic(&dir.join("report.json"), &json)?;
+    crate::state::write_atomic(&dir.join("junit.xml"), junit(r).as_bytes())
+}
+
+fn metric_summary(s: &ScenarioResult) -> String {
+    let pick = |k: &str| {
+        s.metrics.get(k).map(|v| match v {
+            Value::Number(n) => n.as_f64().map_or_else(
+                || n.to_string(),
+                |f| if f.fract() == 0.0 { format!("{f:.0}") } else { format!("{f:.0}") },
+            ),
+            Value::String(t) => t.clone(),
+            other => other.to_string(),
+        })
+    };
+    let mut parts = Vec::new();
+    for (k, label) in [
+        ("bringup_ms", "up ms"),
+        ("leader", "leader"),
+        ("killed", "killed"),
+        ("isolated", "isolated"),
+        ("writes_resumed_ms", "resumed ms"),
+        ("elected_within_ms", "elected ms"),
+        ("writes_acked_without_quorum", "acked w/o quorum"),
+        ("isolated_acked", "isolated acked"),
+        ("acked_writes", "acked"),
+        ("lost_writes", "lost"),
+    ] {
+        if let Some(v) = pick(k) {
+            parts.push(format!("{label} {v}"));
+        }
+    }
+    if let Some(Value::Object(profiles)) = s.metrics.get("profiles") {
+        for (name, v) in profiles {
+            parts.push(format!(
+                "{name}: {:.0}% p50 {:.0} ms",
+                v["success_pct"].as_f64().unwrap_or(0.0),
+                v["p50_ms"].as_f64().unwrap_or(0.0)
+            ));
+        }
+    }
+    parts.join(", ")
+}
+
+/// The summary table printed at the end of a run.
+pub fn summary(r: &Report) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "lab `{}`: {} hosts ({} servers), {} fabric ({}), up in {:.0} ms",
+        r.lab.cluster, r.lab.hosts, r.lab.servers, r.lab.fabric, r.lab.fabric_reason, r.lab.bringup_ms
+    );
+    let w = r.scenarios.iter().map(|s| s.name.len()).max().unwrap_or(8).max(8);
+    let _ = writeln!(o, "  {:w$}  {:6}  {:>8}  metrics", "SCENARIO", "RESULT", "TIME");
+    for s in &r.scenarios {
+        let _ = writeln!(
+            o,
+            "  {:w$}  {:6}  {:>7.1}s  {}",
+            s.name,
+            if s.passed { "pass" } else { "FAIL" },
+            s.duration_ms / 1000.0,
+            metric_summary(s)
+        );
+        for f in &s.failures {
+            let _ = writeln!(o, "  {:w$}    - {f}", "");
+        }
+    }
+    let failed = r.scenarios.iter().filter(|s| !s.passed).count();
+    let _ = writeln!(o, "{} passed, {failed} failed", r.scenarios.len() - failed);
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn junit_escapes_and_counts_failures() {
+        let r = Report {
+            lab: LabInfo {
+                cluster: "c".into(),
+                inventory: "n3x.toml".into(),
+                hosts: 5,
+                servers: 3,
+                networks: 2,
+                fabric: "kernel".into(),
+                fabric_reason: "asked".into(),
+                seed: 1,
+                bringup_ms: 900.0,
+                quorum_ms: 700.0,
+                teardown_ms: None,
+            },
+            scenarios: vec![
+                ScenarioResult {
+                    name: "formation".into(),
+                    passed: true,
+                    duration_ms: 10.0,
+                    metrics: Default::default(),
+                    failures: vec![],
+                },
+                ScenarioResult {
+                    name: "partition".into(),
+                    passed: false,
+                    duration_ms: 2000.0,
+                    metrics: Default::default(),
+                    failures: vec!["a <b> & \"c\"".into()],
+                },
+            ],
+            passed: false,
+        };
+        let x = junit(&r);
+        assert!(x.contains("tests=\"2\" failures=\"1\""));
+        assert!(x.contains("<failure message=\"a &lt;b&gt; &amp; &quot;c&quot;\">"));
+        assert!(summary(&r).ends_with("1 passed, 1 failed\n"));
+    }
+}
