@@ -27,6 +27,9 @@ pub enum LabError {
     Collision { name: String },
     #[error("{0}")]
     Lab(String),
+    /// An error the supervisor reported while building, carried back to `up`.
+    #[error("{message}")]
+    Supervisor { message: String, help: String, environment: bool },
 }
 
 impl LabError {
@@ -50,11 +53,19 @@ impl LabError {
                 "another lab or program owns that name: rename the cluster or remove the object yourself".into()
             }
             LabError::Lab(_) => "`n3x lab logs <host>` shows each service's log".into(),
+            LabError::Supervisor { help, .. } => help.clone(),
         }
     }
 
     /// Whether the environment (privileges, binaries, kernel) is what is missing.
     pub fn is_environment(&self) -> bool {
-        matches!(self, LabError::NotRoot | LabError::MissingBinary { .. } | LabError::Unsupported { .. })
+        match self {
+            LabError::NotRoot
+            | LabError::MissingBinary { .. }
+            | LabError::Unsupported { .. }
+            | LabError::Collision { .. } => true,
+            LabError::Supervisor { environment, .. } => *environment,
+            _ => false,
+        }
     }
 }

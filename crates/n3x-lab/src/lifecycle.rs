@@ -82,8 +82,8 @@ pub fn up(
                     Some(Ok(UpReport { bringup_ms, quorum_ms, wall_ms: started.elapsed().as_secs_f64() * 1000.0 }));
                 break;
             }
-            Ok(Event::Failed { message, .. }) => {
-                outcome = Some(Err(LabError::Lab(message)));
+            Ok(Event::Failed { message, help, environment }) => {
+                outcome = Some(Err(LabError::Supervisor { message, help, environment }));
                 break;
             }
             Err(_) => on_step(&line),

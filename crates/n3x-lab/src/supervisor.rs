@@ -38,13 +38,25 @@ pub const OPTIONS_FILE: &str = "options.json";
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
-    Step { message: String },
-    Ready { bringup_ms: f64, quorum_ms: f64, fabric: FabricKind },
-    Failed { message: String, help: String },
+    Step {
+        message: String,
+    },
+    Ready {
+        bringup_ms: f64,
+        quorum_ms: f64,
+        fabric: FabricKind,
+    },
+    Failed {
+        message: String,
+        help: String,
+        #[serde(default)]
+        environment: bool,
+    },
 }
 
-/// Test-only fault injection: `N3X_LAB_FAULT_STEP=N` kills the supervisor with SIGKILL
-/// at its N-th build step, to prove teardown after a crash at any point.
+/// Test-only fault injection: `N3X_LAB_FAULT_STEP=N` kills `n3x lab up` (the parent) and
+/// the supervisor with SIGKILL at the supervisor's N-th build step, as a crash or a
+/// `kill -9` at that point would, to prove that `down` cleans up after any of them.
 const FAULT_ENV: &str = "N3X_LAB_FAULT_STEP";
 
 struct Events {
@@ -70,6 +82,7 @@ impl Events {
         self.steps += 1;
         self.emit(&Event::Step { message: message.into() });
         if self.fault_at == Some(self.steps) {
+            let _ = nix::sys::signal::kill(nix::unistd::getppid(), nix::sys::signal::Signal::SIGKILL);
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
         }
     }
@@ -110,7 +123,7 @@ pub fn supervise(dir: &Path) -> Result<(), LabError> {
         }
         Ok(None) => Ok(()),
         Err(e) => {
-            events.emit(&Event::Failed { message: e.to_string(), help: e.help() });
+            events.emit(&Event::Failed { message: e.to_string(), help: e.help(), environment: e.is_environment() });
             Err(e)
         }
     }

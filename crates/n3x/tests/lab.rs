@@ -1,0 +1,290 @@
+//! The lab against the real machine: namespaces, veth, bridges, nftables and etcd. These
+//! need root (CI runs as root) and `etcd` (Debian's etcd-server); without them each test
+//! prints why it skipped. Tests take a global lock: several etcd clusters at once on a
+//! 2-core machine would make timings, not the code, the subject.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn can_run() -> bool {
+    let root = nix_is_root();
+    let etcd = Command::new("sh").args(["-c", "command -v etcd"]).output().is_ok_and(|o| o.status.success());
+    if !root || !etcd {
+        eprintln!("SKIPPED: the lab tests need root and etcd (root: {root}, etcd: {etcd})");
+    }
+    root && etcd
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn n3x(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_n3x"));
+    c.current_dir(cwd).env("NO_COLOR", "1").args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn generated(cwd: &Path, cluster: &str, hosts: usize, servers: usize) -> PathBuf {
+    let p = cwd.join(format!("{cluster}.toml"));
+    std::fs::write(&p, n3x_gen::inventory(cluster, hosts, servers)).unwrap();
+    p
+}
+
+fn namespaces() -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Processes whose command line mentions `needle` (e.g. a lab's state directory).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().into_string() else { continue };
+        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == std::process::id().to_string() {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                out.push(format!("{pid}: {cmd}"));
+            }
+        }
+    }
+    out
+}
+
+fn sh(cmd: &str) {
+    let o = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    assert!(o.status.success(), "`{cmd}` failed: {}", text(&o));
+}
+
+/// Asserts nothing of `cluster`'s lab is left: namespaces, state, processes. Namespaces
+/// ending in `-decoy` or named in `spare` are the tests' own and must stay.
+fn assert_gone(cluster: &str, context: &str) {
+    assert_gone_except(cluster, context, &[]);
+}
+
+fn assert_gone_except(cluster: &str, context: &str, spare: &[&str]) {
+    let prefix = format!("n3x-{cluster}");
+    let left: Vec<String> = namespaces()
+        .into_iter()
+        .filter(|n| (*n == prefix || n.starts_with(&format!("{prefix}-"))) && !n.ends_with("-decoy"))
+        .filter(|n| !spare.contains(&n.as_str()))
+        .collect();
+    assert!(left.is_empty(), "{context}: namespaces left: {left:?}");
+    let state = Path::new("/run/n3x").join(cluster);
+    assert!(!state.exists(), "{context}: {} left", state.display());
+    let procs = processes_mentioning(&format!("/run/n3x/{cluster}"));
+    assert!(procs.is_empty(), "{context}: processes left: {procs:?}");
+}
+
+/// Kill `n3x lab up` (and its supervisor) with SIGKILL at every build step; after each,
+/// `n3x lab down` must leave nothing, and must not touch a decoy namespace and bridges.
+#[test]
+fn sigkill_at_every_step_then_down_leaves_nothing_and_spares_decoys() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run() {
+        return;
+    }
+    let cluster = "crashy";
+    let cwd = dir("lab-crash");
+    let inv = generated(&cwd, cluster, 7, 3);
+    let inv = inv.to_str().unwrap();
+    let _ = n3x(&cwd, &["lab", "down", "--cluster", cluster], &[]);
+    // Decoys: a namespace named like the lab's with a bridge in it, and a bridge here.
+    let decoy_ns = format!("n3x-{cluster}-decoy");
+    sh(&format!(
+        "ip netns del {decoy_ns} 2>/dev/null; ip link del n3xdecoy0 2>/dev/null; \
+         ip netns add {decoy_ns} && ip -n {decoy_ns} link add br0 type bridge && ip link add n3xdecoy0 type bridge"
+    ));
+    let mut steps_seen = 0;
+    for step in 1..=40 {
+        let out =
+            n3x(&cwd, &["lab", "up", "-f", inv, "--fabric", "kernel"], &[("N3X_LAB_FAULT_STEP", &step.to_string())]);
+        let finished = out.status.code() == Some(0);
+        if !finished {
+            // Killed by the fault: no exit code, SIGKILL.
+            assert_eq!(out.status.code(), None, "step {step}: {}", text(&out));
+            steps_seen = step;
+        }
+        let down = n3x(&cwd, &["lab", "down", "-f", inv], &[]);
+        assert_eq!(down.status.code(), Some(0), "down after step {step}: {}", text(&down));
+        assert_gone(cluster, &format!("after a kill at step {step}"));
+        // Idempotent: a second down finds nothing and succeeds.
+        let again = n3x(&cwd, &["lab", "down", "-f", inv], &[]);
+        assert_eq!(again.status.code(), Some(0));
+        assert!(String::from_utf8_lossy(&again.stderr).contains("nothing to remove"));
+        if finished {
+            break;
+        }
+    }
+    assert!(steps_seen >= 20, "only {steps_seen} kill points exercised");
+    assert!(namespaces().contains(&decoy_ns), "the decoy namespace was removed");
+    sh(&format!("ip -n {decoy_ns} link show br0 && ip link show n3xdecoy0"));
+    sh(&format!("ip netns del {decoy_ns} && ip link del n3xdecoy0"));
+}
+
+/// SIGKILL of the supervisor of a running lab: etcd dies with it (pdeathsig), and
+/// `down` still removes every namespace.
+#[test]
+fn a_crashed_supervisor_is_cleaned_up() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run() {
+        return;
+    }
+    let cluster = "orphan";
+    let cwd = dir("lab-orphan");
+    let inv = generated(&cwd, cluster, 4, 3);
+    let inv = inv.to_str().unwrap();
+    let _ = n3x(&cwd, &["lab", "down", "--cluster", cluster], &[]);
+    let up = n3x(&cwd, &["lab", "up", "-f", inv], &[]);
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up));
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("/run/n3x/{cluster}/state.json")).unwrap()).unwrap();
+    let sup = state["supervisor"]["pid"].as_i64().unwrap();
+    sh(&format!("kill -9 {sup}"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Its etcd members died with it.
+    let etcd: Vec<String> = processes_mentioning(&format!("/run/n3x/{cluster}/etcd"));
+    assert!(etcd.is_empty(), "etcd outlived its supervisor: {etcd:?}");
+    let status = n3x(&cwd, &["lab", "status", "-f", inv], &[]);
+    assert_ne!(status.status.code(), Some(0), "status of a dead lab must fail: {}", text(&status));
+    let down = n3x(&cwd, &["lab", "down", "-f", inv], &[]);
+    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
+    assert_gone(cluster, "after the supervisor was killed");
+}
+
+/// Two labs of different clusters (with the same addresses) run side by side, and taking
+/// one down leaves the other healthy.
+#[test]
+fn two_labs_side_by_side() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run() {
+        return;
+    }
+    let cwd = dir("lab-pair");
+    let a = generated(&cwd, "pair-a", 4, 3);
+    let b = generated(&cwd, "pair-b", 4, 3);
+    for c in ["pair-a", "pair-b"] {
+        let _ = n3x(&cwd, &["lab", "down", "--cluster", c], &[]);
+    }
+    for inv in [&a, &b] {
+        let up = n3x(&cwd, &["lab", "up", "-f", inv.to_str().unwrap()], &[]);
+        assert_eq!(up.status.code(), Some(0), "{}", text(&up));
+    }
+    for inv in [&a, &b] {
+        let st = n3x(&cwd, &["lab", "status", "--json", "-f", inv.to_str().unwrap()], &[]);
+        let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+        assert!(v["leader"].is_string(), "{}", text(&st));
+    }
+    // A second `up` of a running lab is refused and changes nothing.
+    let again = n3x(&cwd, &["lab", "up", "-f", a.to_str().unwrap()], &[]);
+    assert_eq!(again.status.code(), Some(5), "{}", text(&again));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already up"));
+
+    let down = n3x(&cwd, &["lab", "down", "-f", a.to_str().unwrap()], &[]);
+    assert_eq!(down.status.code(), Some(0));
+    assert_gone("pair-a", "after down of pair-a");
+    let st = n3x(&cwd, &["lab", "status", "--json", "-f", b.to_str().unwrap()], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert!(v["leader"].is_string(), "pair-b lost its leader when pair-a went down: {}", text(&st));
+    let down = n3x(&cwd, &["lab", "down", "-f", b.to_str().unwrap()], &[]);
+    assert_eq!(down.status.code(), Some(0));
+    assert_gone("pair-b", "after down of pair-b");
+}
+
+/// A missing etcd, running without root, an invalid inventory and a name collision each
+/// give one clear message and create nothing.
+#[test]
+fn refusals_create_nothing() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run() {
+        return;
+    }
+    let cwd = dir("lab-refuse");
+    let inv = generated(&cwd, "refuse", 3, 3);
+    let inv = inv.to_str().unwrap();
+    let before = namespaces();
+
+    let o = n3x(&cwd, &["lab", "up", "-f", inv, "--etcd", "/nonexistent/etcd"], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("`etcd` was not found") && err.contains("apt-get install etcd-server"), "{err}");
+
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_n3x"), "lab", "up", "-f", inv])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("the lab needs root"), "{}", text(&o));
+
+    let bad = cwd.join("bad.toml");
+    std::fs::write(&bad, std::fs::read_to_string(inv).unwrap().replace("init = true\n", "")).unwrap();
+    let o = n3x(&cwd, &["lab", "up", "-f", bad.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-init-server"), "{}", text(&o));
+
+    let o = n3x(&cwd, &["lab", "up", "-f", inv, "--profile", "nonesuch"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    assert_eq!(namespaces(), before, "a refused `up` created namespaces");
+    assert!(!Path::new("/run/n3x/refuse").exists());
+
+    // A namespace that is not ours, with a name the lab needs: refused, and left alone.
+    sh("ip netns del n3x-refuse-node-00001 2>/dev/null; ip netns add n3x-refuse-node-00001");
+    let o = n3x(&cwd, &["lab", "up", "-f", inv], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("was not created by this lab"), "{}", text(&o));
+    assert!(namespaces().contains(&"n3x-refuse-node-00001".to_string()), "the foreign namespace was removed");
+    assert_gone_except("refuse", "after a refused up", &["n3x-refuse-node-00001"]);
+    sh("ip netns del n3x-refuse-node-00001");
+}
+
+/// The kernel fabric refuses a delay it cannot make, rather than skipping it.
+#[test]
+fn kernel_fabric_refuses_delay_without_netem() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run() {
+        return;
+    }
+    let netem =
+        Command::new("sh").args(["-c", "test \"$(cat /run/n3x/.kernel-netem 2>/dev/null)\" = yes"]).status().unwrap();
+    let cwd = dir("lab-netem");
+    let inv = generated(&cwd, "delayed", 3, 3);
+    let o =
+        n3x(&cwd, &["lab", "up", "-f", inv.to_str().unwrap(), "--fabric", "kernel", "--profile", "constrained"], &[]);
+    if netem.success() {
+        eprintln!("SKIPPED: this kernel has netem, so the kernel fabric can delay");
+        let _ = n3x(&cwd, &["lab", "down", "--cluster", "delayed"], &[]);
+        return;
+    }
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("kernel fabric cannot give these links delay or jitter"), "{err}");
+    assert!(err.contains("--fabric userspace"), "{err}");
+    assert_gone("delayed", "after a refused up");
+}
