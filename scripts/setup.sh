@@ -3,8 +3,10 @@
 # Sourced by quickstart.sh and test.sh; safe to run on its own.
 set -euo pipefail
 
-# Debian packages the test suite uses. Kept in one place so CI and people agree.
-APT_PACKAGES=(ca-certificates git)
+# Debian packages n3x and its tests use. Kept in one place so CI and people agree:
+# etcd-server (the lab's datastore), etcd-client (benchmarks), iproute2 and nftables
+# (the lab's fabric), util-linux (setpriv, for the non-root test), iperf3 (switch bench).
+APT_PACKAGES=(ca-certificates git etcd-server etcd-client iproute2 nftables util-linux iperf3 procps)
 
 need_apt=()
 for p in "${APT_PACKAGES[@]}"; do

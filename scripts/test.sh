@@ -11,5 +11,19 @@ cargo fmt --check
 echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== tests"
-# Snapshots never update themselves here: a changed output fails.
+# Snapshots never update themselves here: a changed output fails. The lab and switch
+# tests need root and etcd; without them they print SKIPPED.
 INSTA_UPDATE=no cargo test --workspace
+echo "== lab scenarios (root)"
+if [[ $(id -u) -eq 0 ]]; then
+  cargo build -q --release -p n3x
+  report=${N3X_REPORT_DIR:-target/lab-reports}
+  # The reference cluster (n3x.toml, Jetsons on the `edge` profile): the default scenarios,
+  # then the profiles scenario.
+  timeout 600 ./target/release/n3x lab run --report "$report/reference"
+  timeout 600 ./target/release/n3x lab run --scenario profiles --report "$report/profiles"
+  # A second cluster: five servers, kernel fabric chosen automatically.
+  timeout 600 ./target/release/n3x lab run -f examples/five-servers.toml --report "$report/five-servers"
+else
+  echo "SKIPPED: lab scenarios need root"
+fi

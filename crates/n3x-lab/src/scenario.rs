@@ -362,7 +362,7 @@ fn profiles(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
         (ctx.on_step)(&format!("profile `{name}` on every link"));
         let t0 = at(ctx, Request::Impair { hosts: hosts.clone(), profile_name: (*name).into(), profile: *profile })?;
         let mut leaders = Vec::new();
-        let window = Duration::from_secs(4);
+        let window = Duration::from_secs(6);
         let until = Instant::now() + window;
         while Instant::now() < until {
             if let Some(l) = status(ctx.dir)?.leader {
@@ -373,9 +373,9 @@ fn profiles(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
             std::thread::sleep(Duration::from_millis(250));
         }
         let ws = writes(ctx)?;
-        let st = probe::stats(ws.iter().filter(|w| {
-            w.sent_ms >= t0 && w.sent_ms < t0 + window.as_secs_f64() * 1000.0 - 2.0 * ctx.plan.etcd.election_ms as f64
-        }));
+        // Writes sent in the window, less the last probe timeout: every one of them has an outcome.
+        let end = t0 + window.as_secs_f64() * 1000.0 - ctx.probe_timeout_ms - 100.0;
+        let st = probe::stats(ws.iter().filter(|w| w.sent_ms >= t0 && w.sent_ms < end));
         let changes = leaders.len().saturating_sub(1);
         table.insert(
             (*name).into(),

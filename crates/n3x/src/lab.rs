@@ -659,7 +659,7 @@ fn run_scenarios(a: &RunArgs) -> u8 {
     if let Err(e) = n3x_lab::report::write(&a.report, &report) {
         eprintln!("error: cannot write the report to {}: {e}", a.report.display());
     }
-    eprint!("\n{}", n3x_lab::report::summary(&report));
     eprintln!("report: {}, {}", a.report.join("report.json").display(), a.report.join("junit.xml").display());
+    eprint!("\n{}", n3x_lab::report::summary(&report));
     if passed { exit::OK } else { exit::SCENARIO_FAILED }
 }
