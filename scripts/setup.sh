@@ -5,8 +5,9 @@ set -euo pipefail
 
 # Debian packages n3x and its tests use. Kept in one place so CI and people agree:
 # etcd-server (the lab's datastore), etcd-client (benchmarks), iproute2 and nftables
-# (the lab's fabric), util-linux (setpriv, for the non-root test), iperf3 (switch bench).
-APT_PACKAGES=(ca-certificates git etcd-server etcd-client iproute2 nftables util-linux iperf3 procps)
+# (the lab's fabric), util-linux (setpriv, for the non-root test), iperf3 (switch bench),
+# nix-bin (parses and evaluates the flake's Nix), age (cross-checks secrets).
+APT_PACKAGES=(ca-certificates git etcd-server etcd-client iproute2 nftables util-linux iperf3 procps nix-bin age)
 
 need_apt=()
 for p in "${APT_PACKAGES[@]}"; do
