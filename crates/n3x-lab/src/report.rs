@@ -79,10 +79,7 @@ pub fn write(dir: &Path, r: &Report) -> std::io::Result<()> {
 fn metric_summary(s: &ScenarioResult) -> String {
     let pick = |k: &str| {
         s.metrics.get(k).map(|v| match v {
-            Value::Number(n) => n.as_f64().map_or_else(
-                || n.to_string(),
-                |f| if f.fract() == 0.0 { format!("{f:.0}") } else { format!("{f:.0}") },
-            ),
+            Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), |f| format!("{f:.0}")),
             Value::String(t) => t.clone(),
             other => other.to_string(),
         })

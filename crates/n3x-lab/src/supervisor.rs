@@ -98,6 +98,14 @@ struct Member {
     rec: Option<ProcessRecord>,
 }
 
+/// One etcd member as the supervisor sees it.
+struct MemberView {
+    host: usize,
+    running: bool,
+    pid: Option<i32>,
+    status: Result<crate::etcd::Status, String>,
+}
+
 pub struct Supervisor {
     dir: PathBuf,
     plan: Arc<LabPlan>,
@@ -354,7 +362,7 @@ impl Supervisor {
 
     /// Each member's status, asked from inside its own namespace (so a partition between
     /// hosts never hides a member from the supervisor).
-    fn member_statuses(&self) -> Vec<(usize, bool, Option<i32>, Result<crate::etcd::Status, String>)> {
+    fn member_statuses(&self) -> Vec<MemberView> {
         let timeout = Duration::from_millis(500);
         let mut handles = Vec::new();
         for &s in &self.plan.servers {
@@ -383,7 +391,7 @@ impl Supervisor {
                     },
                     Err(e) => Err(e.to_string()),
                 };
-                (s, running, pid, if running { st } else { Err("not running".into()) })
+                MemberView { host: s, running, pid, status: if running { st } else { Err("not running".into()) } }
             })
             .collect()
     }
@@ -391,24 +399,26 @@ impl Supervisor {
     /// The leader every reachable member agrees on, by host index.
     fn leader(&self) -> Option<usize> {
         let st = self.member_statuses();
-        let ok: Vec<&crate::etcd::Status> = st.iter().filter_map(|(_, _, _, s)| s.as_ref().ok()).collect();
+        let ok: Vec<&crate::etcd::Status> = st.iter().filter_map(|m| m.status.as_ref().ok()).collect();
         let leader_id = ok.first()?.leader;
         if leader_id == 0 || !ok.iter().all(|s| s.leader == leader_id) {
             return None;
         }
-        st.iter().find(|(_, _, _, s)| s.as_ref().is_ok_and(|s| s.member_id == leader_id)).map(|(h, ..)| *h)
+        st.iter().find(|m| m.status.as_ref().is_ok_and(|s| s.member_id == leader_id)).map(|m| m.host)
     }
 
     fn wait_quorum(&self, timeout: Duration) -> Result<(), LabError> {
         let deadline = Instant::now() + timeout;
         loop {
             let st = self.member_statuses();
-            let healthy = st.iter().filter(|(_, _, _, s)| s.is_ok()).count();
+            let healthy = st.iter().filter(|m| m.status.is_ok()).count();
             if healthy == st.len() && self.leader().is_some() {
                 return Ok(());
             }
-            if let Some((h, ..)) =
-                st.iter().find(|(h, running, ..)| !running && self.members.lock().is_ok_and(|m| m.contains_key(h)))
+            if let Some(h) = st
+                .iter()
+                .find(|v| !v.running && self.members.lock().is_ok_and(|m| m.contains_key(&v.host)))
+                .map(|v| &v.host)
             {
                 return Err(LabError::Lab(format!(
                     "etcd on `{}` exited during start-up; its log is {}",
@@ -419,11 +429,11 @@ impl Supervisor {
             if Instant::now() > deadline {
                 let detail: Vec<String> = st
                     .iter()
-                    .map(|(h, _, _, s)| {
+                    .map(|m| {
                         format!(
                             "{}: {}",
-                            self.plan.hosts[*h].name,
-                            s.as_ref().map_or_else(|e| e.clone(), |_| "healthy".into())
+                            self.plan.hosts[m.host].name,
+                            m.status.as_ref().map_or_else(|e| e.clone(), |_| "healthy".into())
                         )
                     })
                     .collect();
@@ -507,8 +517,8 @@ impl Supervisor {
             None => self
                 .member_statuses()
                 .into_iter()
-                .find(|(_, _, _, s)| s.is_ok())
-                .map(|(h, ..)| h)
+                .find(|m| m.status.is_ok())
+                .map(|m| m.host)
                 .ok_or_else(|| LabError::Lab("no etcd member answers".into()))?,
         };
         let writes = self.probes.snapshot(0);
@@ -541,12 +551,12 @@ impl Supervisor {
         let members: BTreeMap<usize, MemberStatus> = self
             .member_statuses()
             .into_iter()
-            .map(|(h, running, pid, s)| {
-                let (status, error) = match s {
+            .map(|m| {
+                let (status, error) = match m.status {
                     Ok(s) => (Some(s), None),
                     Err(e) => (None, Some(e)),
                 };
-                (h, MemberStatus { running, pid, status, error })
+                (m.host, MemberStatus { running: m.running, pid: m.pid, status, error })
             })
             .collect();
         let profiles = self.profiles.lock().map(|p| p.clone()).unwrap_or_default();
