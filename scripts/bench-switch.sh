@@ -49,7 +49,7 @@ tcp_gbit() {
   local srv=$!
   sleep 0.3
   ip netns exec "$A" iperf3 -c "$IP_B" -t "$secs" -f m "$@" |
-    awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") printf "%.3f", $(i-1) / 1000 }'
+    awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") printf "%.6f", $(i-1) / 1000 }'
   wait "$srv" 2>/dev/null || true
 }
 
@@ -135,9 +135,10 @@ echo "## No impairment: TCP throughput (iperf3 -t $secs) and ping RTT (200 pings
 echo
 echo "| path | TCP Gbit/s | vs kernel | RTT p50 ms | RTT avg ms | added p50 ms |"
 echo "|---|---|---|---|---|---|"
-echo "| kernel bridge + veth (baseline) | $k_tcp | 100% | $k_p50 | $k_avg | 0 |"
-echo "| n3x-switch | $n_tcp | $(ratio "$n_tcp" "$k_tcp") | $n_p50 | $n_avg | $(added "$n_p50" "$k_p50") |"
-echo "| VDE vde_switch + vde_plug2tap | $v_tcp | $(ratio "$v_tcp" "$k_tcp") | $v_p50 | $v_avg | $(added "$v_p50" "$k_p50") |"
+g() { awk -v x="$1" 'BEGIN { if (x == "-") print "-"; else printf "%.2f", x }'; }
+echo "| kernel bridge + veth (baseline) | $(g "$k_tcp") | 100% | $k_p50 | $k_avg | 0 |"
+echo "| n3x-switch | $(g "$n_tcp") | $(ratio "$n_tcp" "$k_tcp") | $n_p50 | $n_avg | $(added "$n_p50" "$k_p50") |"
+echo "| VDE vde_switch + vde_plug2tap | $(g "$v_tcp") | $(ratio "$v_tcp" "$k_tcp") | $v_p50 | $v_avg | $(added "$v_p50" "$k_p50") |"
 echo
 
 # 4. Impairment accuracy on the n3x switch (a -> b only; b -> a is clean, so RTT - base = the a -> b delay).

@@ -59,8 +59,9 @@ pub struct Impairment {
     /// Link speed in bits per second (layer 2 bytes, per-segment headers of offloaded
     /// TCP super-frames included). `None`: unlimited.
     pub rate_bps: Option<u64>,
-    /// Bytes that may wait for the rate limit before frames are tail dropped. `None`:
-    /// 100 ms at the rate, at least 64 KiB.
+    /// Bytes the rate-limited link may hold (waiting, plus the frame being sent) before
+    /// new frames are tail dropped. `None`: 100 ms at the rate, at least 64 KiB. A frame
+    /// arriving at an empty link is always accepted, however large.
     pub queue_bytes: Option<u64>,
     /// Drop every frame.
     pub partitioned: bool,
