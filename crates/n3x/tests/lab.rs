@@ -288,3 +288,67 @@ fn kernel_fabric_refuses_delay_without_netem() {
     assert!(err.contains("--fabric userspace"), "{err}");
     assert_gone("delayed", "after a refused up");
 }
+
+/// Median round trip in ms of `count` pings from `host` to `ip` inside a running lab.
+fn ping_ms(cwd: &Path, inv: &str, host: &str, ip: &str, count: u32) -> f64 {
+    let o = n3x(
+        cwd,
+        &["lab", "exec", host, "-f", inv, "--", "ping", "-c", &count.to_string(), "-i", "0.05", "-W", "2", ip],
+        &[],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    let mut rtts: Vec<f64> =
+        out.lines().filter_map(|l| l.split("time=").nth(1)?.split_whitespace().next()?.parse().ok()).collect();
+    assert!(!rtts.is_empty(), "no ping replies from {host} to {ip}: {}", text(&o));
+    rtts.sort_by(f64::total_cmp);
+    rtts[rtts.len() / 2]
+}
+
+/// The reference lab on the userspace fabric: a Jetson's `edge` profile (from
+/// `[lab.hosts.jetson-1]`) delays what it sends, the servers' links are not delayed, and
+/// `lab impair` changes a host's links at run time.
+#[test]
+fn per_host_profiles_apply_to_that_hosts_links() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run() {
+        return;
+    }
+    if Command::new("sh").args(["-c", "command -v ping"]).output().map_or(true, |o| !o.status.success()) {
+        eprintln!("SKIPPED: ping is not installed");
+        return;
+    }
+    let cwd = dir("lab-profiles");
+    let inv = cwd.join("n3x.toml");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../n3x.toml"), &inv).unwrap();
+    let inv = inv.to_str().unwrap();
+    let _ = n3x(&cwd, &["lab", "down", "--cluster", "n3x"], &[]);
+    let up = n3x(&cwd, &["lab", "up", "-f", inv, "--fabric", "userspace"], &[]);
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up));
+
+    // jetson-1 sends with 50 ms +- 10 ms; n100-1 answers undelayed.
+    let jetson = ping_ms(&cwd, inv, "jetson-1", "192.168.200.11", 20);
+    assert!((35.0..80.0).contains(&jetson), "jetson-1 -> n100-1 median RTT {jetson} ms, expected ~50");
+    let servers = ping_ms(&cwd, inv, "n100-2", "192.168.200.11", 10);
+    assert!(servers < 10.0, "n100-2 -> n100-1 median RTT {servers} ms, expected no delay");
+
+    // At run time: delay n100-2's links by 30 ms, then take it away again.
+    let o = n3x(&cwd, &["lab", "impair", "n100-2", "-f", inv, "--delay-ms", "30"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let slowed = ping_ms(&cwd, inv, "n100-2", "192.168.200.11", 10);
+    assert!((29.0..45.0).contains(&slowed), "after impair: {slowed} ms, expected ~30");
+    let o = n3x(&cwd, &["lab", "impair", "n100-2", "-f", inv, "--profile", "default"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let back = ping_ms(&cwd, inv, "n100-2", "192.168.200.11", 10);
+    assert!(back < 10.0, "after resetting to default: {back} ms");
+
+    let status = n3x(&cwd, &["lab", "status", "-f", inv, "--json"], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["fabric"], "userspace");
+    let profile = |h: &str| v["hosts"].as_array().unwrap().iter().find(|x| x["name"] == h).unwrap()["profile"].clone();
+    assert_eq!(profile("jetson-2"), "edge");
+    assert_eq!(profile("n100-2"), "default");
+
+    let down = n3x(&cwd, &["lab", "down", "-f", inv], &[]);
+    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
+    assert_gone("n3x", "after the profile test");
+}
