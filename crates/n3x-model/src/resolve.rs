@@ -1,6 +1,6 @@
 //! The resolved cluster: every default filled in and every derived fact computed (arch,
 //! server URL, etcd peer URL, VLAN devices). `n3x show` prints it, the lab and the flake
-//! consume the same facts; `flake/lib/facts.nix` computes them again from `n3x.toml`
+//! consume the same facts; `nix/lib/facts.nix` computes them again from `n3x.toml`
 //! and a test proves both agree, so this shape is a contract.
 
 use std::collections::BTreeMap;

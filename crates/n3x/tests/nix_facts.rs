@@ -1,0 +1,417 @@
+//! The flake and the CLI derive the same facts from `n3x.toml`.
+//!
+//! `nix/lib/facts.nix` (builtins only) is evaluated with `nix-instantiate` on several
+//! inventories and its JSON must equal `n3x show --json` exactly; the pure helpers the
+//! NixOS modules use (networkd units, k3s config, sops files, host ids) are checked against
+//! the same Rust facts; the flake's wiring is evaluated with stub inputs; and every `.nix`
+//! file in the repository must parse. Without `nix-instantiate` each test prints
+//! "SKIPPED: nix-instantiate not installed" and passes (CI installs Debian's `nix-bin`).
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn have_nix() -> bool {
+    let ok = Command::new("nix-instantiate").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        println!("SKIPPED: nix-instantiate not installed");
+    }
+    ok
+}
+
+/// A Nix string literal for a path (paths here have no `"`, `\` or `${`).
+fn lit(p: &Path) -> String {
+    let s = p.to_str().unwrap();
+    assert!(!s.contains(['"', '\\', '$']), "unexpected character in path {s}");
+    format!("\"{s}\"")
+}
+
+fn nix_eval(expr: &str) -> Value {
+    let out = Command::new("nix-instantiate").args(["--eval", "--strict", "--json", "-E", expr]).output().unwrap();
+    assert!(out.status.success(), "nix-instantiate failed on\n{expr}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn show_json(inventory: &Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_n3x")).args(["show", "--json", "-f"]).arg(inventory).output().unwrap();
+    assert!(out.status.success(), "n3x show failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn nix_facts(inventory: &Path) -> Value {
+    let lib = root().join("nix/lib/facts.nix");
+    nix_eval(&format!(
+        "import {} {{ inventory = builtins.fromTOML (builtins.readFile {}); }}",
+        lit(&lib),
+        lit(inventory)
+    ))
+}
+
+/// Lab impairments are `f64` in Rust (`50.0`), while Nix prints a whole float as `50`;
+/// serde_json keeps those apart (`PosInt` vs `Float`). Only there, compare as f64. Every
+/// other number (MTUs, VLAN ids, timings) must match in kind and value.
+fn normalise_impairments(v: &mut Value) {
+    fn floats(p: &mut Value) {
+        if let Value::Object(m) = p {
+            for x in m.values_mut() {
+                if let Some(f) = x.as_f64() {
+                    *x = Value::from(f);
+                }
+            }
+        }
+    }
+    if let Some(ps) = v.pointer_mut("/lab/profiles").and_then(Value::as_object_mut) {
+        ps.values_mut().for_each(floats);
+    }
+    if let Some(hs) = v.pointer_mut("/lab/hosts").and_then(Value::as_object_mut) {
+        for h in hs.values_mut() {
+            if let Some(i) = h.get_mut("impairments") {
+                floats(i);
+            }
+        }
+    }
+}
+
+/// A scratch directory under the system temp dir, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("n3x-nix-facts-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Scratch(d)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The inventories every test runs on: the reference, the five-server example (untagged
+/// networks, two NICs per host, a user lab profile) and a generated 7-host cluster.
+fn inventories(scratch: &Scratch) -> Vec<PathBuf> {
+    let generated = scratch.0.join("generated.toml");
+    std::fs::write(&generated, n3x_gen::inventory("gen", 7, 3)).unwrap();
+    vec![root().join("n3x.toml"), root().join("examples/five-servers.toml"), generated]
+}
+
+#[test]
+fn nix_facts_equal_n3x_show_json() {
+    if !have_nix() {
+        return;
+    }
+    let scratch = Scratch::new("equal");
+    for inv in inventories(&scratch) {
+        let mut rust = show_json(&inv);
+        let mut nix = nix_facts(&inv);
+        normalise_impairments(&mut rust);
+        normalise_impairments(&mut nix);
+        assert_eq!(
+            nix,
+            rust,
+            "nix/lib/facts.nix disagrees with `n3x show --json` on {}\nnix:  {}\nrust: {}",
+            inv.display(),
+            serde_json::to_string(&nix).unwrap(),
+            serde_json::to_string(&rust).unwrap()
+        );
+    }
+}
+
+#[test]
+fn the_comparison_catches_a_difference() {
+    // Guard against a comparison that cannot fail: a one-field change must be seen.
+    if !have_nix() {
+        return;
+    }
+    let inv = root().join("n3x.toml");
+    let rust = show_json(&inv);
+    let mut nix = nix_facts(&inv);
+    assert_eq!(
+        nix["hosts"][0]["interfaces"][0]["networks"][0]["device"],
+        rust["hosts"][0]["interfaces"][0]["networks"][0]["device"]
+    );
+    nix["hosts"][0]["interfaces"][0]["networks"][0]["device"] = Value::from("eth0.200");
+    assert_ne!(nix, rust);
+}
+
+fn lib_eval(inv: &Path, body: &str) -> Value {
+    let lib = root().join("nix/lib");
+    nix_eval(&format!("let l = import {}; f = l.fromFile {}; in {body}", lit(&lib), lit(inv)))
+}
+
+#[test]
+fn agent_secrets_file_and_host_id_derivations() {
+    if !have_nix() {
+        return;
+    }
+    let got = lib_eval(
+        &root().join("n3x.toml"),
+        r#"{ files = map l.agentSecretsFile [ "secrets/k3s.yaml" "k3s.yaml" "a.b/c" "deep/dir/x.json" ];
+             ids = map l.hostId [ "n100-1" "jetson-1" ]; }"#,
+    );
+    assert_eq!(
+        got["files"],
+        serde_json::json!(["secrets/k3s-agent.yaml", "k3s-agent.yaml", "a.b/c-agent", "deep/dir/x-agent.json"])
+    );
+    // The first 8 hex digits of sha256("n100-1") / sha256("jetson-1") (`sha256sum`).
+    assert_eq!(got["ids"], serde_json::json!(["55bb7317", "8c6d02c5"]));
+}
+
+#[test]
+fn sops_secrets_follow_role_and_inventory_paths() {
+    if !have_nix() {
+        return;
+    }
+    let scratch = Scratch::new("sops");
+    for inv in inventories(&scratch) {
+        let facts = show_json(&inv);
+        let plan = lib_eval(&inv, "l.plan f");
+        let file = facts["secrets"]["file"].as_str().unwrap();
+        let agent_file = format!("{}-agent.yaml", file.strip_suffix(".yaml").unwrap());
+        for (h, p) in facts["hosts"].as_array().unwrap().iter().zip(plan.as_array().unwrap()) {
+            assert_eq!(h["name"], p["name"]);
+            let s = &p["secrets"];
+            let agent = &s["k3s-agent-token"];
+            assert_eq!(agent["path"], facts["k3s"]["agent_token_file"]);
+            assert_eq!(agent["key"], "k3s-agent-token");
+            if h["role"] == "server" {
+                assert_eq!(agent["file"], file, "{}: servers read both tokens from [secrets].file", h["name"]);
+                assert_eq!(s["k3s-token"]["file"], file);
+                assert_eq!(s["k3s-token"]["key"], "k3s-token");
+                assert_eq!(s["k3s-token"]["path"], facts["k3s"]["token_file"]);
+            } else {
+                assert_eq!(agent["file"], agent_file.as_str(), "{}: agents read the -agent file", h["name"]);
+                assert!(s.get("k3s-token").is_none(), "{}: an agent must not get the server token", h["name"]);
+            }
+        }
+    }
+}
+
+/// The device holding `net` on host `h` of `n3x show --json`.
+fn device_of<'a>(h: &'a Value, net: &str) -> Option<&'a Value> {
+    h["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["networks"].as_array().unwrap())
+        .find(|a| a["network"] == net)
+        .map(|a| &a["device"])
+}
+
+#[test]
+fn k3s_config_matches_the_facts() {
+    if !have_nix() {
+        return;
+    }
+    let scratch = Scratch::new("k3s");
+    for inv in inventories(&scratch) {
+        let facts = show_json(&inv);
+        let plan = lib_eval(&inv, "l.plan f");
+        let k = &facts["k3s"];
+        for (h, p) in facts["hosts"].as_array().unwrap().iter().zip(plan.as_array().unwrap()) {
+            let c = &p["k3s"];
+            assert_eq!(c["node-ip"], h["node_ip"]);
+            assert_eq!(
+                Some(&c["flannel-iface"]),
+                device_of(h, "cluster"),
+                "{}: flannel on the cluster device",
+                h["name"]
+            );
+            let mut labels: Vec<String> =
+                h["labels"].as_object().unwrap().iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap())).collect();
+            labels.sort();
+            assert_eq!(c["node-label"], serde_json::json!(labels));
+            assert_eq!(c["node-taint"], h["taints"]);
+            assert_eq!(p["system"], h["arch"]);
+            if h["role"] == "server" {
+                let e = &k["etcd"];
+                assert_eq!(
+                    c["etcd-arg"],
+                    serde_json::json!([
+                        format!("heartbeat-interval={}", e["heartbeat_ms"]),
+                        format!("election-timeout={}", e["election_ms"])
+                    ])
+                );
+                assert_eq!(c["etcd-snapshot-schedule-cron"], e["snapshot_schedule"]);
+                assert_eq!(c["etcd-snapshot-retention"], e["snapshot_retention"]);
+                assert_eq!(c["disable"], k["disable"]);
+                assert_eq!(c["cluster-cidr"], k["cluster_cidr"]);
+                assert_eq!(c["service-cidr"], k["service_cidr"]);
+                assert_eq!(c["cluster-dns"], k["cluster_dns"]);
+                assert_eq!(c["agent-token-file"], k["agent_token_file"]);
+            } else {
+                for key in ["etcd-arg", "cluster-cidr", "disable", "agent-token-file"] {
+                    assert!(c.get(key).is_none(), "{}: server-only key `{key}` in an agent's config", h["name"]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn networkd_units_carry_the_facts() {
+    if !have_nix() {
+        return;
+    }
+    let scratch = Scratch::new("networkd");
+    for inv in inventories(&scratch) {
+        let facts = show_json(&inv);
+        let units = lib_eval(&inv, "map (h: l.networkd h) f.hosts");
+        for (h, u) in facts["hosts"].as_array().unwrap().iter().zip(units.as_array().unwrap()) {
+            let name = &h["name"];
+            for i in h["interfaces"].as_array().unwrap() {
+                let ifname = i["name"].as_str().unwrap();
+                let parent = &u["networks"][format!("30-{ifname}")];
+                assert_eq!(parent["matchConfig"]["Name"], ifname, "{name}");
+                assert_eq!(
+                    parent["linkConfig"]["MTUBytes"],
+                    i["mtu"].to_string(),
+                    "{name}: {ifname} MTU = max of its networks"
+                );
+                if i["bond_mode"].is_null() {
+                    assert!(u["netdevs"].get(format!("10-{ifname}")).is_none());
+                } else {
+                    let bond = &u["netdevs"][format!("10-{ifname}")];
+                    assert_eq!(bond["netdevConfig"]["Kind"], "bond", "{name}");
+                    assert_eq!(bond["bondConfig"]["Mode"], i["bond_mode"], "{name}");
+                    for m in i["members"].as_array().unwrap() {
+                        let member = &u["networks"][format!("20-{}", m.as_str().unwrap())];
+                        assert_eq!(member["networkConfig"]["Bond"], ifname, "{name}: {m} enslaved");
+                    }
+                }
+                for a in i["networks"].as_array().unwrap() {
+                    let cidr = format!("{}/{}", a["address"].as_str().unwrap(), a["prefix_length"]);
+                    let dev = a["device"].as_str().unwrap();
+                    if a["vlan"].is_null() {
+                        assert_eq!(dev, ifname);
+                        assert!(
+                            parent["address"].as_array().unwrap().contains(&Value::from(cidr.clone())),
+                            "{name}: {cidr} on {ifname}"
+                        );
+                    } else {
+                        let nd = &u["netdevs"][format!("40-{dev}")];
+                        assert_eq!(nd["netdevConfig"]["Kind"], "vlan", "{name}: {dev}");
+                        assert_eq!(nd["vlanConfig"]["Id"], a["vlan"], "{name}: {dev}");
+                        assert_eq!(nd["netdevConfig"]["MTUBytes"], a["mtu"].to_string(), "{name}: {dev}");
+                        assert!(
+                            parent["vlan"].as_array().unwrap().contains(&Value::from(dev)),
+                            "{name}: {dev} on {ifname}"
+                        );
+                        assert_eq!(u["networks"][format!("50-{dev}")]["address"], serde_json::json!([cidr]), "{name}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Copies what the flake reads (flake.nix, nix/, hosts/) next to `inventory` as n3x.toml.
+fn flake_copy(scratch: &Scratch, inventory: &Path) -> PathBuf {
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let target = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                copy_dir(&e.path(), &target);
+            } else {
+                std::fs::copy(e.path(), target).unwrap();
+            }
+        }
+    }
+    let dir = scratch.0.join(inventory.file_stem().unwrap());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(root().join("flake.nix"), dir.join("flake.nix")).unwrap();
+    copy_dir(&root().join("nix"), &dir.join("nix"));
+    if root().join("hosts").is_dir() {
+        copy_dir(&root().join("hosts"), &dir.join("hosts"));
+    }
+    std::fs::copy(inventory, dir.join("n3x.toml")).unwrap();
+    dir
+}
+
+#[test]
+fn flake_has_one_configuration_per_host() {
+    // The flake's outputs function, called with stub inputs (nixosSystem returns its
+    // arguments): no nixpkgs needed to see which modules and facts each host gets.
+    if !have_nix() {
+        return;
+    }
+    let scratch = Scratch::new("flake");
+    for inv in inventories(&scratch) {
+        let facts = show_json(&inv);
+        let dir = flake_copy(&scratch, &inv);
+        let got = nix_eval(&format!(
+            r#"let
+                 flake = import {};
+                 stub = {{ nixosModules = {{ disko = "disko"; sops = "sops"; default = "jetpack"; }}; }};
+                 out = flake.outputs {{
+                   self = out; nixpkgs.lib.nixosSystem = args: args;
+                   disko = stub; sops-nix = stub; nixos-anywhere = stub; jetpack-nixos = stub;
+                 }};
+                 hostCfg = ms: builtins.head (builtins.filter (m: builtins.isAttrs m && m ? n3x) ms);
+                 usesJetpack = ms: builtins.any (m: builtins.isAttrs m && m ? imports && builtins.elem "jetpack" m.imports) ms;
+               in builtins.mapAttrs (name: v: {{
+                 platform = (hostCfg v.modules).nixpkgs.hostPlatform;
+                 hostName = (hostCfg v.modules).n3x.hostName;
+                 factsHosts = map (h: h.name) (hostCfg v.modules).n3x.facts.hosts;
+                 jetpack = usesJetpack v.modules;
+               }}) out.nixosConfigurations"#,
+            lit(&dir.join("flake.nix"))
+        ));
+        let hosts = facts["hosts"].as_array().unwrap();
+        let names: Vec<&Value> = hosts.iter().map(|h| &h["name"]).collect();
+        assert_eq!(got.as_object().unwrap().len(), hosts.len(), "{}: one nixosConfiguration per host", inv.display());
+        for h in hosts {
+            let name = h["name"].as_str().unwrap();
+            let c = &got[name];
+            assert_eq!(c["platform"], h["arch"], "{name}");
+            assert_eq!(c["hostName"], name);
+            assert_eq!(c["factsHosts"].as_array().unwrap().iter().collect::<Vec<_>>(), names);
+            assert_eq!(c["jetpack"], h["hardware"] == "jetson-orin-nano", "{name}: jetpack-nixos only on Jetsons");
+        }
+    }
+}
+
+#[test]
+fn every_nix_file_parses() {
+    if !have_nix() {
+        return;
+    }
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let name = e.file_name();
+            if e.file_type().unwrap().is_dir() {
+                if !matches!(name.to_str(), Some("target" | ".git" | "node_modules")) {
+                    walk(&p, out);
+                }
+            } else if p.extension().is_some_and(|x| x == "nix") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&root(), &mut files);
+    for must in ["flake.nix", "nix/lib/facts.nix", "nix/lib/default.nix", "nix/tests/default.nix"] {
+        assert!(files.contains(&root().join(must)), "{must} not found");
+    }
+    let mut failed = Vec::new();
+    for f in &files {
+        let out = Command::new("nix-instantiate").arg("--parse").arg(f).output().unwrap();
+        if !out.status.success() {
+            failed.push(format!("{}: {}", f.display(), String::from_utf8_lossy(&out.stderr)));
+        }
+    }
+    assert!(failed.is_empty(), "Nix files that do not parse:\n{}", failed.join("\n"));
+}

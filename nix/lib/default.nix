@@ -1,0 +1,570 @@
+# n3x's pure Nix library: builtins only, no nixpkgs, so it evaluates anywhere
+# (`nix-instantiate --eval` on a machine without a nixpkgs checkout) and the tests in
+# `crates/n3x/tests/nix_facts.rs` pin it.
+#
+# `facts` is the resolved inventory (same JSON as `n3x show --json`). Everything else
+# derives NixOS-shaped data from one host's facts: the k3s config file, the
+# systemd-networkd units, the disko layout, the sops secrets and the cluster manifests.
+# The NixOS modules in `nix/modules` are thin: they declare the typed `n3x.*` options
+# (defaults taken from these functions) and hand the values to NixOS options.
+let
+  inherit (builtins)
+    attrNames
+    concatLists
+    concatStringsSep
+    elemAt
+    filter
+    hashString
+    head
+    length
+    listToAttrs
+    map
+    match
+    stringLength
+    substring
+    ;
+
+  unique = foldl (acc: x: if builtins.elem x acc then acc else acc ++ [ x ]) [ ];
+  foldl = builtins.foldl';
+  concatMap = f: l: concatLists (map f l);
+  nameValue = name: value: { inherit name value; };
+in
+rec {
+  facts = import ./facts.nix;
+
+  fromToml = text: facts { inventory = builtins.fromTOML text; };
+  fromFile = path: fromToml (builtins.readFile path);
+
+  hostNames = f: map (h: h.name) f.hosts;
+
+  host =
+    f: name:
+    let
+      hs = filter (h: h.name == name) f.hosts;
+    in
+    if hs == [ ] then
+      throw "n3x: no host `${name}` in the inventory (n3x.hostName); hosts: ${toString (hostNames f)}"
+    else
+      head hs;
+
+  isServer = h: h.role == "server";
+
+  # The Nix system of a hardware profile (model.rs `Hardware::arch`).
+  archOf =
+    hw:
+    if builtins.elem hw [ "jetson-orin-nano" "qemu-aarch64" ] then "aarch64-linux" else "x86_64-linux";
+  isJetson = h: h.hardware == "jetson-orin-nano";
+
+  # ZFS needs a stable 8-hex-digit host id; derive it from the hostname so it never
+  # changes between rebuilds and differs between hosts.
+  hostId = name: substring 0 8 (hashString "sha256" name);
+
+  # --- secrets ----------------------------------------------------------------------
+  # `n3x secrets` writes the server file (`[secrets].file`, both tokens) and, for agents,
+  # a file holding only the agent token: the same path with `-agent` before the
+  # extension (`secrets/k3s.yaml` -> `secrets/k3s-agent.yaml`). No extension: appended.
+  agentSecretsFile =
+    file:
+    let
+      m = match "(.*/)?([^/]*)\\.([^./]+)" file;
+    in
+    if m == null then
+      "${file}-agent"
+    else
+      "${if elemAt m 0 == null then "" else elemAt m 0}${elemAt m 1}-agent.${elemAt m 2}";
+
+  # The sops-nix secrets a host needs: relative file names (the module anchors them at the
+  # flake root), the key inside the file and where the decrypted value lands. Servers hold
+  # both tokens from the server file; agents only the agent token, from the agent file.
+  secretsFor =
+    f: h:
+    let
+      serverFile = f.secrets.file;
+    in
+    {
+      "k3s-agent-token" = {
+        key = "k3s-agent-token";
+        file = if isServer h then serverFile else agentSecretsFile serverFile;
+        path = f.k3s.agent_token_file;
+      };
+    }
+    // (
+      if isServer h then
+        {
+          "k3s-token" = {
+            key = "k3s-token";
+            file = serverFile;
+            path = f.k3s.token_file;
+          };
+        }
+      else
+        { }
+    );
+
+  # --- network ----------------------------------------------------------------------
+  attachments = h: concatMap (i: i.networks) h.interfaces;
+  attachment =
+    h: net:
+    let
+      as = filter (a: a.network == net) (attachments h);
+    in
+    if as == [ ] then null else head as;
+
+  # The Linux device holding the host's address on `net` (flannel's interface for `cluster`).
+  deviceOf =
+    h: net:
+    let
+      a = attachment h net;
+    in
+    if a == null then null else a.device;
+
+  # systemd-networkd units for one host, in the shape of `systemd.network.{netdevs,networks}`.
+  # Numeric prefixes order the units: bonds (10), bond members (20), parents (30),
+  # VLAN devices (40/50).
+  networkd =
+    h:
+    let
+      cidrOf = a: "${a.address}/${toString a.prefix_length}";
+      isBond = i: i.bond_mode != null;
+      perInterface =
+        i:
+        let
+          tagged = filter (a: a.vlan != null) i.networks;
+          untagged = filter (a: a.vlan == null) i.networks;
+          mtu = toString i.mtu;
+        in
+        {
+          netdevs =
+            (
+              if isBond i then
+                [
+                  (nameValue "10-${i.name}" {
+                    netdevConfig = {
+                      Kind = "bond";
+                      Name = i.name;
+                      MTUBytes = mtu;
+                    };
+                    bondConfig =
+                      {
+                        Mode = i.bond_mode;
+                        MIIMonitorSec = "100ms";
+                      }
+                      // (
+                        if i.bond_mode == "802.3ad" || i.bond_mode == "balance-xor" then
+                          { TransmitHashPolicy = "layer3+4"; }
+                        else
+                          { }
+                      );
+                  })
+                ]
+              else
+                [ ]
+            )
+            ++ map (
+              a:
+              nameValue "40-${a.device}" {
+                netdevConfig = {
+                  Kind = "vlan";
+                  Name = a.device;
+                  MTUBytes = toString a.mtu;
+                };
+                vlanConfig.Id = a.vlan;
+              }
+            ) tagged;
+          networks =
+            map (
+              m:
+              nameValue "20-${m}" {
+                matchConfig.Name = m;
+                networkConfig.Bond = i.name;
+                linkConfig.MTUBytes = mtu;
+              }
+            ) i.members
+            ++ [
+              (nameValue "30-${i.name}" {
+                matchConfig.Name = i.name;
+                vlan = map (a: a.device) tagged;
+                address = map cidrOf untagged;
+                networkConfig =
+                  {
+                    DHCP = "no";
+                  }
+                  // (if untagged == [ ] then { LinkLocalAddressing = "no"; } else { });
+                linkConfig = {
+                  MTUBytes = mtu;
+                  RequiredForOnline = if untagged == [ ] then "carrier" else "routable";
+                };
+              })
+            ]
+            ++ map (
+              a:
+              nameValue "50-${a.device}" {
+                matchConfig.Name = a.device;
+                address = [ (cidrOf a) ];
+                networkConfig.DHCP = "no";
+                linkConfig.RequiredForOnline = "routable";
+              }
+            ) tagged;
+        };
+      parts = map perInterface h.interfaces;
+    in
+    {
+      netdevs = listToAttrs (concatMap (p: p.netdevs) parts);
+      networks = listToAttrs (concatMap (p: p.networks) parts);
+    };
+
+  # Ports each role must accept on the cluster network (k3s docs "Inbound rules"):
+  # API/supervisor 6443, etcd client+peer 2379-2380 (servers), kubelet 10250,
+  # flannel VXLAN 8472/udp. Longhorn's iSCSI 3260 goes on the storage network.
+  firewall = h: {
+    clusterTCP = [ 10250 ] ++ (if isServer h then [ 6443 2379 2380 ] else [ ]);
+    clusterUDP = [ 8472 ];
+    storageTCP = [ 3260 ];
+  };
+
+  # --- k3s --------------------------------------------------------------------------
+  # Everything k3s needs beyond `role`, `serverAddr`, `clusterInit` and `tokenFile` goes in
+  # its config file (`--config`), which takes every CLI flag as a key. Values with spaces
+  # (the snapshot cron) survive there; on the ExecStart line they would be split.
+  k3sArgs = f: h: {
+    role = h.role;
+    clusterInit = h.init;
+    serverAddr = if h.server_url == null then "" else h.server_url;
+    tokenFile = if isServer h then f.k3s.token_file else f.k3s.agent_token_file;
+    agentTokenFile = if isServer h then f.k3s.agent_token_file else null;
+    nodeIP = h.node_ip;
+    flannelIface = deviceOf h "cluster";
+    labels = h.labels;
+    taints = h.taints;
+    disable = f.k3s.disable;
+    clusterCidr = f.k3s.cluster_cidr;
+    serviceCidr = f.k3s.service_cidr;
+    clusterDns = f.k3s.cluster_dns;
+    etcd = {
+      heartbeatMs = f.k3s.etcd.heartbeat_ms;
+      electionMs = f.k3s.etcd.election_ms;
+      snapshotSchedule = f.k3s.etcd.snapshot_schedule;
+      snapshotRetention = f.k3s.etcd.snapshot_retention;
+    };
+  };
+
+  k3sConfig =
+    a:
+    let
+      agentKeys = {
+        node-ip = a.nodeIP;
+        node-label = map (k: "${k}=${a.labels.${k}}") (attrNames a.labels);
+        node-taint = a.taints;
+      }
+      // (if a.flannelIface == null then { } else { flannel-iface = a.flannelIface; });
+      serverKeys = {
+        cluster-cidr = a.clusterCidr;
+        service-cidr = a.serviceCidr;
+        cluster-dns = a.clusterDns;
+        disable = a.disable;
+        etcd-arg = [
+          "heartbeat-interval=${toString a.etcd.heartbeatMs}"
+          "election-timeout=${toString a.etcd.electionMs}"
+        ];
+        etcd-snapshot-schedule-cron = a.etcd.snapshotSchedule;
+        etcd-snapshot-retention = a.etcd.snapshotRetention;
+      }
+      // (if a.agentTokenFile == null then { } else { agent-token-file = a.agentTokenFile; });
+    in
+    agentKeys // (if a.role == "server" then serverKeys else { });
+
+  # --- storage ----------------------------------------------------------------------
+  # disko layouts. `standard`: ESP + ext4 root. `zfs`: ESP + a pool `zroot` with legacy
+  # datasets, plus ext4 zvols for /var/lib/rancher (k3s' embedded containerd has no zfs
+  # snapshotter; nixpkgs' k3s STORAGE.md) and for Longhorn's data path (Longhorn supports
+  # ext4/XFS disks only).
+  disko =
+    {
+      disk,
+      layout,
+      espSize ? "1G",
+      rancherSize ? "64G",
+      longhornSize ? "128G",
+      longhornPath ? null,
+    }:
+    let
+      esp = {
+        type = "EF00";
+        size = espSize;
+        content = {
+          type = "filesystem";
+          format = "vfat";
+          mountpoint = "/boot";
+          mountOptions = [ "umask=0077" ];
+        };
+      };
+      ext4Volume = size: mountpoint: {
+        type = "zfs_volume";
+        inherit size;
+        content = {
+          type = "filesystem";
+          format = "ext4";
+          inherit mountpoint;
+        };
+      };
+      legacy = mountpoint: {
+        type = "zfs_fs";
+        inherit mountpoint;
+        options.mountpoint = "legacy";
+      };
+    in
+    if layout == "standard" then
+      {
+        disk.main = {
+          type = "disk";
+          device = disk;
+          content = {
+            type = "gpt";
+            partitions = {
+              ESP = esp;
+              root = {
+                size = "100%";
+                content = {
+                  type = "filesystem";
+                  format = "ext4";
+                  mountpoint = "/";
+                };
+              };
+            };
+          };
+        };
+      }
+    else if layout == "zfs" then
+      {
+        disk.main = {
+          type = "disk";
+          device = disk;
+          content = {
+            type = "gpt";
+            partitions = {
+              ESP = esp;
+              zfs = {
+                size = "100%";
+                content = {
+                  type = "zfs";
+                  pool = "zroot";
+                };
+              };
+            };
+          };
+        };
+        zpool.zroot = {
+          type = "zpool";
+          options = {
+            ashift = "12";
+            autotrim = "on";
+          };
+          rootFsOptions = {
+            compression = "zstd";
+            acltype = "posixacl";
+            xattr = "sa";
+            atime = "off";
+            mountpoint = "none";
+          };
+          datasets =
+            {
+              root = legacy "/";
+              nix = legacy "/nix";
+              var = legacy "/var";
+              home = legacy "/home";
+              rancher = ext4Volume rancherSize "/var/lib/rancher";
+            }
+            // (if longhornPath == null then { } else { longhorn = ext4Volume longhornSize longhornPath; });
+        };
+      }
+    else
+      throw "n3x: unknown layout `${layout}`";
+
+  # --- add-ons ----------------------------------------------------------------------
+  # The device carrying `net` on every host that carries it; null when hosts disagree
+  # (a NetworkAttachmentDefinition names one `master` for the whole cluster).
+  multusMaster =
+    f: net:
+    let
+      devs = unique (filter (d: d != null) (map (h: deviceOf h net) f.hosts));
+    in
+    if length devs == 1 then head devs else null;
+
+  nixosPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/run/wrappers/bin:/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin";
+
+  helmChart =
+    {
+      name,
+      repo,
+      chart,
+      version ? null,
+      targetNamespace,
+      values ? { },
+    }:
+    {
+      apiVersion = "helm.cattle.io/v1";
+      kind = "HelmChart";
+      metadata = {
+        inherit name;
+        namespace = "kube-system";
+      };
+      spec =
+        {
+          inherit repo chart targetNamespace;
+          createNamespace = true;
+          # JSON is YAML; the helm controller reads valuesContent as YAML.
+          valuesContent = builtins.toJSON values;
+        }
+        // (if version == null then { } else { inherit version; });
+    };
+
+  # Kubernetes objects of the add-ons, grouped by deployment stage (see nix/modules/addons.nix
+  # for how the stages are ordered).
+  manifests =
+    f:
+    {
+      kyvernoVersion ? null,
+      multusVersion ? null,
+      longhornVersion ? null,
+    }:
+    let
+      lh = f.addons.longhorn;
+      multusNets = f.addons.multus.networks;
+    in
+    {
+      kyverno = helmChart {
+        name = "kyverno";
+        repo = "https://kyverno.github.io/kyverno/";
+        chart = "kyverno";
+        version = kyvernoVersion;
+        targetNamespace = "kyverno";
+      };
+      # Longhorn runs host binaries (iscsiadm, mount, ...) via nsenter with a PATH that has
+      # no NixOS directories; this policy adds them to every container in longhorn-system
+      # (nixpkgs pkgs/applications/networking/cluster/k3s/docs/examples/STORAGE.md).
+      longhornPathPolicy = [
+        {
+          apiVersion = "v1";
+          kind = "Namespace";
+          metadata.name = "longhorn-system";
+        }
+        {
+          apiVersion = "v1";
+          kind = "ConfigMap";
+          metadata = {
+            name = "longhorn-nixos-path";
+            namespace = "longhorn-system";
+          };
+          data.PATH = nixosPath;
+        }
+        {
+          apiVersion = "kyverno.io/v1";
+          kind = "ClusterPolicy";
+          metadata.name = "longhorn-add-nixos-path";
+          spec.rules = [
+            {
+              name = "add-env-vars";
+              match.any = [
+                {
+                  resources = {
+                    kinds = [ "Pod" ];
+                    namespaces = [ "longhorn-system" ];
+                  };
+                }
+              ];
+              mutate.patchStrategicMerge.spec =
+                let
+                  withPath = [
+                    {
+                      "(name)" = "*";
+                      envFrom = [ { configMapRef.name = "longhorn-nixos-path"; } ];
+                    }
+                  ];
+                in
+                {
+                  initContainers = withPath;
+                  containers = withPath;
+                };
+            }
+          ];
+        }
+      ];
+      multus = helmChart {
+        name = "multus";
+        repo = "https://rke2-charts.rancher.io";
+        chart = "rke2-multus";
+        version = multusVersion;
+        targetNamespace = "kube-system";
+        # docs.k3s.io/networking/multus-ipams: k3s' CNI directories, whereabouts for IPAM.
+        values = {
+          config = {
+            fullnameOverride = "multus";
+            cni_conf = {
+              confDir = "/var/lib/rancher/k3s/agent/etc/cni/net.d";
+              binDir = "/var/lib/rancher/k3s/data/cni/";
+              kubeconfig = "/var/lib/rancher/k3s/agent/etc/cni/net.d/multus.d/multus.kubeconfig";
+            };
+          };
+          rke2-whereabouts = {
+            fullnameOverride = "whereabouts";
+            enabled = true;
+            cniConf = {
+              confDir = "/var/lib/rancher/k3s/agent/etc/cni/net.d";
+              binDir = "/var/lib/rancher/k3s/data/cni/";
+            };
+          };
+        };
+      };
+      # One NetworkAttachmentDefinition per exposed network: macvlan on the device that
+      # carries it, addresses from whereabouts over the network's CIDR minus every host
+      # address on it.
+      networkAttachments = map (net: {
+        apiVersion = "k8s.cni.cncf.io/v1";
+        kind = "NetworkAttachmentDefinition";
+        metadata = {
+          name = net;
+          namespace = "kube-system";
+        };
+        spec.config = builtins.toJSON {
+          cniVersion = "0.3.1";
+          type = "macvlan";
+          master = multusMaster f net;
+          mode = "bridge";
+          mtu = f.networks.${net}.mtu;
+          ipam = {
+            type = "whereabouts";
+            range = f.networks.${net}.cidr;
+            exclude = map (h: "${h.addresses.${net}}/32") (filter (h: h.addresses ? ${net}) f.hosts);
+          };
+        };
+      }) multusNets;
+      longhorn = helmChart {
+        name = "longhorn";
+        repo = "https://charts.longhorn.io";
+        chart = "longhorn";
+        version = longhornVersion;
+        targetNamespace = "longhorn-system";
+        values = {
+          persistence.defaultClassReplicaCount = lh.replicas;
+          defaultSettings =
+            {
+              defaultReplicaCount = lh.replicas;
+              defaultDataPath = lh.data_path;
+            }
+            // (if lh.network == null then { } else { storageNetwork = "kube-system/${lh.network}"; });
+        };
+      };
+    };
+
+  # What the flake builds for each host, as plain data: the tests pin it without nixpkgs.
+  plan =
+    f:
+    map (h: {
+      inherit (h) name arch;
+      system = h.arch;
+      jetson = isJetson h;
+      hostId = hostId h.name;
+      secrets = secretsFor f h;
+      k3s = k3sConfig (k3sArgs f h);
+    }) f.hosts;
+}

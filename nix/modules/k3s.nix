@@ -1,0 +1,103 @@
+# k3s from the inventory. `services.k3s.{role,clusterInit,serverAddr,tokenFile}` are set
+# directly (they exist in the nixpkgs k3s module before and after its 25.11 rewrite into
+# services/cluster/rancher); everything else goes into a k3s config file
+# (`services.k3s.configPath`, k3s `--config`), whose keys are k3s' own flag names. That
+# keeps the module independent of the newer-only options (nodeIP, nodeLabel, disable, ...)
+# and keeps values with spaces (the snapshot cron) intact.
+{ config, lib, pkgs, ... }:
+let
+  n3xLib = import ../lib;
+  cfg = config.n3x.k3s;
+  d = n3xLib.k3sArgs config.n3x.facts config.n3x.host;
+  opt =
+    type: default: description: example:
+    lib.mkOption {
+      inherit type default description example;
+    };
+  t = lib.types;
+  args = {
+    inherit (cfg)
+      role
+      clusterInit
+      serverAddr
+      tokenFile
+      agentTokenFile
+      nodeIP
+      flannelIface
+      labels
+      taints
+      disable
+      clusterCidr
+      serviceCidr
+      clusterDns
+      ;
+    etcd = cfg.etcd;
+  };
+  configFile = pkgs.writeText "n3x-k3s-config.yaml" (
+    # JSON is YAML: k3s reads this file with its YAML parser.
+    builtins.toJSON (n3xLib.k3sConfig args // cfg.extraConfig)
+  );
+  inStore = p: p != null && lib.hasPrefix builtins.storeDir (toString p);
+in
+{
+  options.n3x.k3s = {
+    enable = lib.mkEnableOption "k3s as the inventory describes this host" // {
+      default = config.n3x.enable;
+      defaultText = lib.literalExpression "config.n3x.enable";
+    };
+    role = opt (t.enum [ "server" "agent" ]) d.role "k3s role: server (control plane + etcd member) or agent." "agent";
+    clusterInit = opt t.bool d.clusterInit "Bootstrap embedded etcd (`--cluster-init`); true on the inventory's init server only." true;
+    serverAddr = opt t.str d.serverAddr "The server URL to join; empty on the init server." "https://192.168.200.11:6443";
+    tokenFile = opt t.str d.tokenFile "Path on the host to the token (servers: the server token; agents: the agent token), put there by sops-nix. Never a store path." "/run/secrets/k3s-token";
+    agentTokenFile = opt (t.nullOr t.str) d.agentTokenFile "Servers: path to the agent token (`agent-token-file`); null on agents." "/run/secrets/k3s-agent-token";
+    nodeIP = opt t.str d.nodeIP "The node IP: the host's address on the `cluster` network." "192.168.200.11";
+    flannelIface = opt (t.nullOr t.str) d.flannelIface "flannel's interface: the device on the `cluster` network." "vlan200";
+    labels = opt (t.attrsOf t.str) d.labels "Kubernetes node labels (applied when the node registers)." { "node.n3x.io/class" = "n100"; };
+    taints = opt (t.listOf t.str) d.taints "Kubernetes node taints, `key=value:Effect`." [ "gpu=true:NoSchedule" ];
+    disable = opt (t.listOf t.str) d.disable "Packaged components to disable (servers)." [ "traefik" ];
+    clusterCidr = opt t.str d.clusterCidr "Pod network (servers)." "10.42.0.0/16";
+    serviceCidr = opt t.str d.serviceCidr "Service network (servers)." "10.43.0.0/16";
+    clusterDns = opt t.str d.clusterDns "Cluster DNS service IP (servers)." "10.43.0.10";
+    etcd = {
+      heartbeatMs = opt t.ints.positive d.etcd.heartbeatMs "etcd heartbeat interval in ms (`--etcd-arg=heartbeat-interval=`)." 100;
+      electionMs = opt t.ints.positive d.etcd.electionMs "etcd election timeout in ms (`--etcd-arg=election-timeout=`)." 1000;
+      snapshotSchedule = opt t.str d.etcd.snapshotSchedule "Cron schedule of etcd snapshots (`--etcd-snapshot-schedule-cron`)." "0 */6 * * *";
+      snapshotRetention = opt t.ints.positive d.etcd.snapshotRetention "Snapshots kept (`--etcd-snapshot-retention`)." 10;
+    };
+    extraConfig = opt (t.attrsOf t.anything) { } "Extra k3s config-file keys (flag names without dashes), merged over the generated ones." { "write-kubeconfig-mode" = "0640"; };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = cfg.role == "server" || !cfg.clusterInit;
+        message = "n3x.k3s.clusterInit is true but n3x.k3s.role is agent: only a server bootstraps etcd";
+      }
+      {
+        assertion = cfg.clusterInit != (cfg.serverAddr != "");
+        message = "n3x.k3s.clusterInit and n3x.k3s.serverAddr: set exactly one (clusterInit on the init server, serverAddr on every other host); got clusterInit = ${lib.boolToString cfg.clusterInit}, serverAddr = `${cfg.serverAddr}`";
+      }
+      {
+        assertion = cfg.etcd.electionMs >= 5 * cfg.etcd.heartbeatMs && cfg.etcd.electionMs <= 50000;
+        message = "n3x.k3s.etcd.electionMs (${toString cfg.etcd.electionMs}) must be at least 5 x n3x.k3s.etcd.heartbeatMs (${toString cfg.etcd.heartbeatMs}) and at most 50000, or etcd refuses to start";
+      }
+      {
+        assertion = !(inStore cfg.tokenFile) && !(inStore cfg.agentTokenFile);
+        message = "n3x.k3s.tokenFile / n3x.k3s.agentTokenFile point into the Nix store, which is world-readable; use the sops-nix paths (/run/secrets/...)";
+      }
+      {
+        assertion = cfg.role == "server" || cfg.agentTokenFile == null;
+        message = "n3x.k3s.agentTokenFile is for servers; an agent joins with n3x.k3s.tokenFile (the agent token)";
+      }
+    ];
+
+    services.k3s = {
+      enable = true;
+      inherit (cfg) role serverAddr tokenFile;
+      clusterInit = cfg.clusterInit;
+      configPath = configFile;
+    };
+
+    environment.systemPackages = [ pkgs.iproute2 ];
+  };
+}
