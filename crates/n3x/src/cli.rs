@@ -38,6 +38,9 @@ pub enum Command {
     /// Emulate the cluster on this machine: namespaces, real etcd, scenarios (needs root).
     #[command(subcommand)]
     Lab(crate::lab::LabCommand),
+    /// Age identities, .sops.yaml and k3s tokens in SOPS files (sops-nix reads them).
+    #[command(subcommand)]
+    Secrets(crate::secrets::SecretsCommand),
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ mod cli;
 mod exit;
 mod lab;
 mod render;
+mod secrets;
 mod show;
 mod source;
 
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check(&args),
         Command::Show(args) => show(&args),
         Command::Lab(cmd) => lab::run(cmd),
+        Command::Secrets(cmd) => secrets::run(cmd),
     };
     ExitCode::from(code)
 }
