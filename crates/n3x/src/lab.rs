@@ -297,8 +297,28 @@ fn exe() -> Result<PathBuf, u8> {
         .map_err(|e| crate::fail(&format!("cannot find the n3x binary: {e}"), "run n3x by its path", exit::USAGE_OR_IO))
 }
 
+/// On Ctrl-C (or SIGTERM) while `up` or `run` works, remove the lab and exit 130: an
+/// interrupted command leaves nothing behind. The supervisor runs in its own process
+/// group, so the signal reaches only this process, which tears the lab down itself.
+fn teardown_on_interrupt(plan: &LabPlan) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else { return };
+    let plan = plan.clone();
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            eprintln!("\ninterrupted: removing lab `{}`", plan.cluster);
+            let r = lifecycle::down(&root(), &plan.cluster, Some(&plan));
+            for e in &r.errors {
+                eprintln!("error: {e}");
+            }
+            std::process::exit(128 + sig);
+        }
+    });
+}
+
 fn bring_up(p: &Prepared, progress: &mut Progress) -> Result<lifecycle::UpReport, u8> {
     let exe = exe()?;
+    teardown_on_interrupt(&p.opts.plan);
     progress.step(&format!("fabric: {} ({})", p.opts.fabric.as_str(), p.fabric_reason));
     lifecycle::up(&root(), &exe, &p.opts, &p.inventory, &mut |m| progress.step(m)).map_err(|e| {
         progress.done("");
@@ -598,7 +618,6 @@ fn run_scenarios(a: &RunArgs) -> u8 {
         a.scenarios.clone()
     };
     let mut progress = Progress::new();
-    eprintln!("if interrupted, `n3x lab down` removes the lab");
     let up = match bring_up(&p, &mut progress) {
         Ok(r) => r,
         Err(code) => return code,

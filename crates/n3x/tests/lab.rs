@@ -88,6 +88,12 @@ fn assert_gone(cluster: &str, context: &str) {
 }
 
 fn assert_gone_except(cluster: &str, context: &str, spare: &[&str]) {
+    // A process killed with SIGKILL vanishes from /proc only once it is reaped: give the
+    // kernel a moment before judging.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while !processes_mentioning(&format!("/run/n3x/{cluster}")).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let prefix = format!("n3x-{cluster}");
     let left: Vec<String> = namespaces()
         .into_iter()
@@ -351,4 +357,34 @@ fn per_host_profiles_apply_to_that_hosts_links() {
     let down = n3x(&cwd, &["lab", "down", "-f", inv], &[]);
     assert_eq!(down.status.code(), Some(0), "{}", text(&down));
     assert_gone("n3x", "after the profile test");
+}
+
+/// Ctrl-C during `lab run` removes the lab and exits 128 + SIGINT.
+#[test]
+fn an_interrupted_run_leaves_nothing() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run() {
+        return;
+    }
+    let cwd = dir("lab-interrupt");
+    let inv = generated(&cwd, "interrupted", 4, 3);
+    let _ = n3x(&cwd, &["lab", "down", "--cluster", "interrupted"], &[]);
+    let child = Command::new(env!("CARGO_BIN_EXE_n3x"))
+        .current_dir(&cwd)
+        .args(["lab", "run", "-f", inv.to_str().unwrap(), "--report", "report"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the lab is up and a scenario is under way.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !Path::new("/run/n3x/interrupted/control.sock").exists() {
+        assert!(std::time::Instant::now() < deadline, "the lab never came up");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    sh(&format!("kill -INT {}", child.id()));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted: removing lab `interrupted`"));
+    assert_gone("interrupted", "after Ctrl-C");
 }
