@@ -312,9 +312,8 @@ rec {
         inherit mountpoint;
         options.mountpoint = "legacy";
       };
-    in
-    if layout == "standard" then
-      {
+      # One GPT disk: the ESP plus `rest` (the layout's root partition).
+      gptDisk = rest: {
         disk.main = {
           type = "disk";
           device = disk;
@@ -322,37 +321,34 @@ rec {
             type = "gpt";
             partitions = {
               ESP = esp;
-              root = {
-                size = "100%";
-                content = {
-                  type = "filesystem";
-                  format = "ext4";
-                  mountpoint = "/";
-                };
-              };
-            };
+            }
+            // rest;
+          };
+        };
+      };
+    in
+    if layout == "standard" then
+      gptDisk {
+        root = {
+          size = "100%";
+          content = {
+            type = "filesystem";
+            format = "ext4";
+            mountpoint = "/";
           };
         };
       }
     else if layout == "zfs" then
-      {
-        disk.main = {
-          type = "disk";
-          device = disk;
+      gptDisk {
+        zfs = {
+          size = "100%";
           content = {
-            type = "gpt";
-            partitions = {
-              ESP = esp;
-              zfs = {
-                size = "100%";
-                content = {
-                  type = "zfs";
-                  pool = "zroot";
-                };
-              };
-            };
+            type = "zfs";
+            pool = "zroot";
           };
         };
+      }
+      // {
         zpool.zroot = {
           type = "zpool";
           options = {

@@ -415,3 +415,47 @@ fn every_nix_file_parses() {
     }
     assert!(failed.is_empty(), "Nix files that do not parse:\n{}", failed.join("\n"));
 }
+
+/// The disko layouts: `standard` is an ESP plus an ext4 root on the inventory's disk; `zfs`
+/// is an ESP plus a `zroot` pool with legacy datasets and ext4 zvols for k3s' data (its
+/// containerd has no zfs snapshotter) and Longhorn's data path.
+#[test]
+fn disko_layouts_follow_the_inventory() {
+    if !have_nix() {
+        return;
+    }
+    let lib = root().join("nix/lib");
+    let eval = |args: &str| nix_eval(&format!("(import {}).disko {{ {args} }}", lit(&lib)));
+    let std = eval("disk = \"/dev/nvme0n1\"; layout = \"standard\";");
+    let disk = &std["disk"]["main"];
+    assert_eq!(disk["device"], "/dev/nvme0n1");
+    let parts = disk["content"]["partitions"].as_object().unwrap();
+    assert_eq!(parts.keys().collect::<Vec<_>>(), ["ESP", "root"]);
+    assert_eq!(parts["ESP"]["type"], "EF00");
+    assert_eq!(parts["ESP"]["content"]["mountpoint"], "/boot");
+    assert_eq!(parts["root"]["content"]["format"], "ext4");
+    assert_eq!(parts["root"]["content"]["mountpoint"], "/");
+    assert!(std.get("zpool").is_none());
+
+    let zfs = eval("disk = \"/dev/sda\"; layout = \"zfs\"; longhornPath = \"/var/lib/longhorn\";");
+    let parts = zfs["disk"]["main"]["content"]["partitions"].as_object().unwrap();
+    assert_eq!(parts.keys().collect::<Vec<_>>(), ["ESP", "zfs"]);
+    assert_eq!(parts["zfs"]["content"], serde_json::json!({"type": "zfs", "pool": "zroot"}));
+    let ds = zfs["zpool"]["zroot"]["datasets"].as_object().unwrap();
+    assert_eq!(ds["root"]["mountpoint"], "/");
+    assert_eq!(ds["rancher"]["type"], "zfs_volume");
+    assert_eq!(ds["rancher"]["content"]["mountpoint"], "/var/lib/rancher");
+    assert_eq!(ds["longhorn"]["content"]["mountpoint"], "/var/lib/longhorn");
+
+    let out = Command::new("nix-instantiate")
+        .args([
+            "--eval",
+            "--strict",
+            "-E",
+            &format!("(import {}).disko {{ disk = \"/dev/sda\"; layout = \"btrfs\"; }}", lit(&lib)),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown layout `btrfs`"));
+}
