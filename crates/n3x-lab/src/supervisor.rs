@@ -225,7 +225,6 @@ fn build(dir: &Path, events: &mut Events) -> Result<Option<(Supervisor, UnixList
 }
 
 fn create_namespaces(
-    plan: &LabPlan,
     names: &[&str],
     store: &mut StateStore,
     events: &mut Events,
@@ -235,14 +234,13 @@ fn create_namespaces(
         events.step(format!("creating namespace {ns}"));
         sys::run("ip", &["netns", "add", ns], None)?;
     }
-    let _ = plan;
     Ok(())
 }
 
 fn build_kernel(plan: &LabPlan, store: &mut StateStore, events: &mut Events) -> Result<(), LabError> {
     let mut names: Vec<&str> = vec![&plan.fabric_ns];
     names.extend(plan.hosts.iter().map(|h| h.ns.as_str()));
-    create_namespaces(plan, &names, store, events)?;
+    create_namespaces(&names, store, events)?;
     events.step("creating bridges");
     sys::ip_batch(Some(&plan.fabric_ns), &fabric::bridge_lines(plan))?;
     events.step("loading nftables (partitions, loss)");
@@ -261,7 +259,7 @@ fn build_userspace(
     events: &mut Events,
 ) -> Result<Vec<n3x_switch::Switch>, LabError> {
     let names: Vec<&str> = plan.hosts.iter().map(|h| h.ns.as_str()).collect();
-    create_namespaces(plan, &names, store, events)?;
+    create_namespaces(&names, store, events)?;
     let switches: Vec<n3x_switch::Switch> =
         plan.networks.iter().map(|n| n3x_switch::Switch::new(&n.name, plan.seed)).collect();
     for h in &plan.hosts {
