@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::plan::{HostPlan, LabPlan};
 
 pub const CLIENT_PORT: u16 = 2379;
+pub const PEER_PORT: u16 = 2380;
 
 /// The command line of `host`'s member. `existing` restarts a member on its old data.
 pub fn args(plan: &LabPlan, host: &HostPlan, data_dir: &Path, existing: bool) -> Vec<String> {
@@ -37,6 +38,11 @@ pub fn args(plan: &LabPlan, host: &HostPlan, data_dir: &Path, existing: bool) ->
     .into_iter()
     .map(|(k, v)| format!("{k}={v}"))
     .collect()
+}
+
+/// Whether the member at `ip` serves its peer API yet (`GET /version` on the peer port).
+pub fn peer_serving(ip: Ipv4Addr, timeout: Duration) -> bool {
+    crate::http::get(SocketAddr::from((ip, PEER_PORT)), "/version", timeout).is_ok_and(|r| r.status == 200)
 }
 
 #[derive(Debug, thiserror::Error)]

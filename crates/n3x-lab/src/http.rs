@@ -15,18 +15,54 @@ pub struct Response {
 /// POSTs `body` (JSON) to `http://addr/path`. Every step (connect, write, read) is bounded
 /// by `timeout`, so a partitioned or dead server costs at most that long.
 pub fn post_json(addr: SocketAddr, path: &str, body: &str, timeout: Duration) -> std::io::Result<Response> {
-    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    s.set_nodelay(true)?;
     let req = format!(
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
+    request(addr, &req, timeout)
+}
+
+/// GETs `http://addr/path`, bounded by `timeout` like `post_json`.
+pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<Response> {
+    request(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"), timeout)
+}
+
+fn request(addr: SocketAddr, req: &str, timeout: Duration) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    s.set_nodelay(true)?;
     s.write_all(req.as_bytes())?;
+    // Read until the response is complete by its own framing (Content-Length, or the last
+    // chunk), not until the peer closes: some servers (etcd's peer port among them) keep
+    // the connection open despite `Connection: close`.
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if is_complete(&raw) {
+            break;
+        }
+    }
     parse_response(&raw).ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed HTTP response"))
+}
+
+/// Whether `raw` holds a whole response: headers plus Content-Length bytes, or a chunked
+/// body up to its last chunk. Without either, only the close of the connection ends it.
+fn is_complete(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let body = &raw[split + 4..];
+    if let Some(len) =
+        head.lines().find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()))
+    {
+        return body.len() >= len;
+    }
+    head.lines().any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked")) && body.ends_with(b"0\r\n\r\n")
 }
 
 fn parse_response(raw: &[u8]) -> Option<Response> {
@@ -70,5 +106,9 @@ mod tests {
             .unwrap();
         assert_eq!((r.status, r.body.as_str()), (503, "{\"a\":1}"));
         assert!(parse_response(b"garbage").is_none());
+        assert!(is_complete(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"));
+        assert!(!is_complete(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{}"));
+        assert!(is_complete(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"));
+        assert!(!is_complete(b"HTTP/1.1 200 OK\r\n\r\n{}"));
     }
 }

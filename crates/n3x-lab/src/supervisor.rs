@@ -203,6 +203,11 @@ fn build(dir: &Path, events: &mut Events) -> Result<Option<(Supervisor, UnixList
     for &s in &plan.servers {
         events.step(format!("starting etcd on {}", plan.hosts[s].name));
         sup.start_member(s, false)?;
+        // One at a time: a new member first asks its peers whether it was bootstrapped
+        // already, and a peer that has bound its port but does not serve yet makes it wait
+        // a whole election timeout per peer. A member that serves answers at once, and one
+        // not started yet refuses at once.
+        sup.wait_peer_serving(s, Duration::from_secs(5))?;
     }
     events.step("waiting for etcd quorum");
     sup.wait_quorum(Duration::from_secs(30))?;
@@ -224,11 +229,7 @@ fn build(dir: &Path, events: &mut Events) -> Result<Option<(Supervisor, UnixList
     Ok(Some((sup, listener)))
 }
 
-fn create_namespaces(
-    names: &[&str],
-    store: &mut StateStore,
-    events: &mut Events,
-) -> Result<(), LabError> {
+fn create_namespaces(names: &[&str], store: &mut StateStore, events: &mut Events) -> Result<(), LabError> {
     for ns in names {
         store.will_create_namespace(ns)?;
         events.step(format!("creating namespace {ns}"));
@@ -403,6 +404,18 @@ impl Supervisor {
             return None;
         }
         st.iter().find(|m| m.status.as_ref().is_ok_and(|s| s.member_id == leader_id)).map(|m| m.host)
+    }
+
+    fn wait_peer_serving(&self, host: usize, timeout: Duration) -> Result<(), LabError> {
+        let h = &self.plan.hosts[host];
+        let ip = h.cluster_ip;
+        // A member that never serves is not fatal here: `wait_quorum` decides and explains.
+        sys::in_netns(&h.ns, move || {
+            let deadline = Instant::now() + timeout;
+            while Instant::now() < deadline && !crate::etcd::peer_serving(ip, Duration::from_millis(200)) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
     }
 
     fn wait_quorum(&self, timeout: Duration) -> Result<(), LabError> {
