@@ -51,7 +51,7 @@ pub fn up(
     store.state.inventory = inventory_label.to_owned();
     store.save()?;
     let opts_bytes = serde_json::to_vec_pretty(opts).map_err(|e| LabError::Lab(e.to_string()))?;
-    crate::state::write_atomic(&store.dir.join(OPTIONS_FILE), &opts_bytes)
+    n3x_fs::write(&store.dir.join(OPTIONS_FILE), &opts_bytes, None)
         .map_err(|e| LabError::io("write the lab options", e))?;
 
     let log = std::fs::File::create(store.dir.join("supervisor.log"))

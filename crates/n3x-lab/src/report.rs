@@ -72,8 +72,8 @@ pub fn junit(r: &Report) -> String {
 pub fn write(dir: &Path, r: &Report) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let json = serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?;
-    crate::state::write_atomic(&dir.join("report.json"), &json)?;
-    crate::state::write_atomic(&dir.join("junit.xml"), junit(r).as_bytes())
+    n3x_fs::write(&dir.join("report.json"), &json, None)?;
+    n3x_fs::write(&dir.join("junit.xml"), junit(r).as_bytes(), None)
 }
 
 fn metric_summary(s: &ScenarioResult) -> String {

@@ -4,7 +4,6 @@
 //! reused pid is never killed.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -58,25 +57,6 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// Writes `bytes` to `path` atomically: a reader sees the old file or the new one, never a
-/// mix, even if the writer is killed half-way.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
-        std::process::id()
-    ));
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    // Make the rename itself durable.
-    File::open(dir)?.sync_all()
-}
-
 /// The state of one lab: its directory and the record in it.
 pub struct StateStore {
     pub dir: PathBuf,
@@ -106,7 +86,7 @@ impl StateStore {
         fs::create_dir_all(&self.dir).map_err(|e| LabError::io(format!("create {}", self.dir.display()), e))?;
         let bytes = serde_json::to_vec_pretty(&self.state)
             .map_err(|e| LabError::State { path: self.dir.join(STATE_FILE), message: e.to_string() })?;
-        write_atomic(&self.dir.join(STATE_FILE), &bytes)
+        n3x_fs::write(&self.dir.join(STATE_FILE), &bytes, None)
             .map_err(|e| LabError::io(format!("write {}", self.dir.join(STATE_FILE).display()), e))
     }
 

@@ -28,7 +28,7 @@ fn atomic_child() {
     for i in 0usize.. {
         let v = &versions[i % 2];
         if mode == "atomic" {
-            n3x_secrets::atomic::write(path, v, Some(0o600)).unwrap();
+            n3x_fs::write(path, v, Some(0o600)).unwrap();
         } else {
             // The naive way: truncate, then write in pieces.
             use std::io::Write;
@@ -44,7 +44,7 @@ fn atomic_child() {
 fn torn_after_kills(mode: &str, rounds: usize) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("file.yaml");
-    n3x_secrets::atomic::write(&path, &version(0), Some(0o600)).unwrap();
+    n3x_fs::write(&path, &version(0), Some(0o600)).unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut torn = 0;
     let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
@@ -90,10 +90,10 @@ fn mode_is_set_and_kept() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("key");
-    n3x_secrets::atomic::write(&p, b"one", Some(0o600)).unwrap();
+    n3x_fs::write(&p, b"one", Some(0o600)).unwrap();
     assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
-    n3x_secrets::atomic::write(&p, b"two", None).unwrap();
+    n3x_fs::write(&p, b"two", None).unwrap();
     assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
     assert_eq!(std::fs::read(&p).unwrap(), b"two");
     // No temporary files are left behind.
