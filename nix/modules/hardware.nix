@@ -6,6 +6,15 @@ let
   cfg = config.n3x.hardware;
   inherit (cfg) profile;
   isQemu = profile == "qemu-x86_64" || profile == "qemu-aarch64";
+  # What the initrd needs to find a root disk on x86 mini PCs: USB 3, SATA, NVMe, USB storage.
+  x86DiskModules = [
+    "xhci_pci"
+    "ahci"
+    "nvme"
+    "usb_storage"
+    "uas"
+    "sd_mod"
+  ];
 in
 {
   options.n3x.hardware = {
@@ -66,14 +75,7 @@ in
       (lib.mkIf (profile == "n100") {
         hardware.cpu.intel.updateMicrocode = true;
         hardware.enableRedistributableFirmware = true;
-        boot.initrd.availableKernelModules = [
-          "xhci_pci"
-          "ahci"
-          "nvme"
-          "usb_storage"
-          "uas"
-          "sd_mod"
-        ];
+        boot.initrd.availableKernelModules = x86DiskModules;
         boot.kernelModules = [ "kvm-intel" ];
         boot.kernelParams = cfg.n100.kernelParams;
       })
@@ -81,13 +83,7 @@ in
         hardware.cpu.intel.updateMicrocode = lib.mkDefault true;
         hardware.cpu.amd.updateMicrocode = lib.mkDefault true;
         hardware.enableRedistributableFirmware = lib.mkDefault true;
-        boot.initrd.availableKernelModules = [
-          "xhci_pci"
-          "ahci"
-          "nvme"
-          "usb_storage"
-          "uas"
-          "sd_mod"
+        boot.initrd.availableKernelModules = x86DiskModules ++ [
           "virtio_pci"
           "virtio_blk"
           "virtio_scsi"
