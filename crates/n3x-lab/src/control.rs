@@ -106,20 +106,65 @@ pub struct VerifyResult {
     pub mismatched: Vec<String>,
 }
 
+impl Request {
+    /// The request's name, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Status => "status",
+            Request::Kill { .. } => "kill",
+            Request::Start { .. } => "start",
+            Request::Partition { .. } => "partition",
+            Request::Heal => "heal",
+            Request::Impair { .. } => "impair",
+            Request::Writes { .. } => "writes",
+            Request::PauseProbes => "pause-probes",
+            Request::ResumeProbes => "resume-probes",
+            Request::Verify { .. } => "verify",
+            Request::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// Sends one request and waits for its answer.
 pub fn call(dir: &Path, req: &Request, timeout: Duration) -> Result<Response, LabError> {
     let path = dir.join(SOCKET);
     let mut s = UnixStream::connect(&path)
         .map_err(|e| LabError::io(format!("connect to the lab supervisor at {}", path.display()), e))?;
     s.set_read_timeout(Some(timeout)).map_err(|e| LabError::io("set socket timeout", e))?;
-    let line = serde_json::to_string(req).map_err(|e| LabError::Lab(e.to_string()))? + "\n";
+    let line = serde_json::to_string(req)
+        .map_err(|e| LabError::Encode { what: format!("the `{}` request", req.name()), message: e.to_string() })?
+        + "\n";
     s.write_all(line.as_bytes()).map_err(|e| LabError::io("send to the lab supervisor", e))?;
     let mut answer = String::new();
     BufReader::new(&s).read_line(&mut answer).map_err(|e| LabError::io("read from the lab supervisor", e))?;
-    let resp: Response = serde_json::from_str(&answer)
-        .map_err(|e| LabError::Lab(format!("unreadable answer from the lab supervisor: {e}")))?;
+    let resp: Response =
+        serde_json::from_str(&answer).map_err(|_| LabError::UnexpectedAnswer { request: req.name().into() })?;
     match resp {
-        Response::Error { message } => Err(LabError::Lab(message)),
+        Response::Error { message } => Err(LabError::Refused { request: req.name().into(), message }),
         r => Ok(r),
+    }
+}
+
+/// `call`, expecting `Ok`: returns when it happened on the lab's clock.
+pub fn act(dir: &Path, req: &Request, timeout: Duration) -> Result<f64, LabError> {
+    match call(dir, req, timeout)? {
+        Response::Ok { at_ms } => Ok(at_ms),
+        _ => Err(LabError::UnexpectedAnswer { request: req.name().into() }),
+    }
+}
+
+/// The running lab's status.
+pub fn status(dir: &Path) -> Result<LabStatus, LabError> {
+    match call(dir, &Request::Status, Duration::from_secs(30))? {
+        Response::Status(s) => Ok(*s),
+        _ => Err(LabError::UnexpectedAnswer { request: "status".into() }),
+    }
+}
+
+/// Every probe write from index `since` on.
+pub fn writes(dir: &Path, since: usize) -> Result<Vec<ProbeWrite>, LabError> {
+    match call(dir, &Request::Writes { since }, Duration::from_secs(30))? {
+        Response::Writes { writes } => Ok(writes),
+        _ => Err(LabError::UnexpectedAnswer { request: "writes".into() }),
     }
 }

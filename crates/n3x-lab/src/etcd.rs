@@ -56,11 +56,7 @@ pub enum EtcdError {
 }
 
 fn call(ip: Ipv4Addr, path: &str, body: Value, timeout: Duration) -> Result<Value, EtcdError> {
-    let r = crate::http::post_json(SocketAddr::from((ip, CLIENT_PORT)), path, &body.to_string(), timeout)?;
-    if r.status != 200 {
-        return Err(EtcdError::Status { status: r.status, body: r.body.chars().take(200).collect() });
-    }
-    serde_json::from_str(&r.body).map_err(|e| EtcdError::Decode(format!("{e}: {}", r.body)))
+    decode(crate::http::post_json(SocketAddr::from((ip, CLIENT_PORT)), path, &body.to_string(), timeout)?)
 }
 
 /// etcd's JSON encodes 64-bit integers as strings.
@@ -72,10 +68,32 @@ fn int(v: &Value) -> u64 {
     }
 }
 
+fn decode(r: crate::http::Response) -> Result<Value, EtcdError> {
+    if r.status != 200 {
+        return Err(EtcdError::Status { status: r.status, body: r.body.chars().take(200).collect() });
+    }
+    serde_json::from_str(&r.body).map_err(|e| EtcdError::Decode(format!("{e}: {}", r.body)))
+}
+
+fn put_body(key: &str, value: &str) -> String {
+    json!({"key": B64.encode(key), "value": B64.encode(value)}).to_string()
+}
+
 /// Writes `key = value`; returns the revision of the write once etcd acknowledges it.
 pub fn put(ip: Ipv4Addr, key: &str, value: &str, timeout: Duration) -> Result<u64, EtcdError> {
-    let v = call(ip, "/v3/kv/put", json!({"key": B64.encode(key), "value": B64.encode(value)}), timeout)?;
-    Ok(int(&v["header"]["revision"]))
+    let r = crate::http::post_json(SocketAddr::from((ip, CLIENT_PORT)), "/v3/kv/put", &put_body(key, value), timeout)?;
+    Ok(int(&decode(r)?["header"]["revision"]))
+}
+
+/// Like [`put`], over a kept-alive connection to the member.
+pub fn put_on(conn: &mut crate::http::Conn, key: &str, value: &str, timeout: Duration) -> Result<u64, EtcdError> {
+    let r = conn.post_json("/v3/kv/put", &put_body(key, value), timeout)?;
+    Ok(int(&decode(r)?["header"]["revision"]))
+}
+
+/// The client address of the member at `ip`.
+pub fn client_addr(ip: Ipv4Addr) -> SocketAddr {
+    SocketAddr::from((ip, CLIENT_PORT))
 }
 
 /// Every key under `prefix` with its value (a linearizable read).

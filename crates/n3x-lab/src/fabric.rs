@@ -9,7 +9,7 @@ use n3x_model::model::Profile;
 
 use crate::error::LabError;
 use crate::plan::{ALIAS_PREFIX, HostPlan, LabPlan, Needs};
-use crate::sys;
+use crate::system::{LinkOp, System};
 
 /// nftables objects in the fabric namespace. They vanish with the namespace.
 const NFT_TABLE: &str = "n3x";
@@ -20,17 +20,13 @@ pub struct KernelCaps {
     pub netem: bool,
 }
 
-pub fn probe_caps() -> KernelCaps {
-    let cache = std::path::Path::new(crate::plan::STATE_ROOT).join(".kernel-netem");
+pub fn probe_caps(sys: &dyn System, root: &std::path::Path) -> KernelCaps {
+    let cache = root.join(".kernel-netem");
     if let Ok(s) = std::fs::read_to_string(&cache) {
         return KernelCaps { netem: s.trim() == "yes" };
     }
-    let ns = format!("n3x-probe-{}", std::process::id());
-    let netem = sys::run("ip", &["netns", "add", &ns], None).is_ok()
-        && sys::run("ip", &["-n", &ns, "link", "set", "lo", "up"], None).is_ok()
-        && sys::run("tc", &["-n", &ns, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"], None).is_ok();
-    let _ = sys::run("ip", &["netns", "del", &ns], None);
-    let _ = std::fs::create_dir_all(crate::plan::STATE_ROOT);
+    let netem = sys.probe_netem();
+    let _ = std::fs::create_dir_all(root);
     let _ = std::fs::write(&cache, if netem { "yes\n" } else { "no\n" });
     KernelCaps { netem }
 }
@@ -44,37 +40,36 @@ pub fn alias(cluster: &str) -> String {
     format!("{ALIAS_PREFIX}{cluster}")
 }
 
-/// `ip` lines (run in the fabric namespace) creating the bridges.
-pub fn bridge_lines(plan: &LabPlan) -> Vec<String> {
-    let mut l = vec!["link set lo up".to_owned()];
+/// The bridges (in the fabric namespace), one per network.
+pub fn bridge_ops(plan: &LabPlan) -> Vec<LinkOp> {
+    let mut l = vec![LinkOp::LoopbackUp];
     for n in &plan.networks {
-        l.push(format!("link add {} type bridge forward_delay 0 stp_state 0 mcast_snooping 0", n.bridge));
-        l.push(format!("link set {} mtu {} alias {} up", n.bridge, n.mtu, alias(&plan.cluster)));
+        l.push(LinkOp::Bridge { name: n.bridge.clone(), mtu: n.mtu, alias: alias(&plan.cluster) });
     }
     l
 }
 
-/// `ip` lines (fabric namespace) creating `host`'s veth pairs, peers straight into its namespace.
-pub fn veth_lines(plan: &LabPlan, host: &HostPlan) -> Vec<String> {
-    let mut l = Vec::new();
-    for i in &host.ifaces {
-        let bridge = &plan.networks[i.net_index].bridge;
-        l.push(format!(
-            "link add {} mtu {} type veth peer name {} mtu {} netns {}",
-            i.port, i.mtu, i.ifname, i.mtu, host.ns
-        ));
-        l.push(format!("link set {} master {bridge} alias {} up", i.port, alias(&plan.cluster)));
-    }
-    l
+/// `host`'s veth pairs (fabric namespace side), peers created straight in its namespace.
+pub fn veth_ops(plan: &LabPlan, host: &HostPlan) -> Vec<LinkOp> {
+    host.ifaces
+        .iter()
+        .map(|i| LinkOp::Veth {
+            name: i.port.clone(),
+            mtu: i.mtu,
+            master: plan.networks[i.net_index].bridge.clone(),
+            alias: alias(&plan.cluster),
+            peer: i.ifname.clone(),
+            peer_ns: host.ns.clone(),
+        })
+        .collect()
 }
 
-/// `ip` lines (host namespace) giving `host` its addresses.
-pub fn host_lines(plan: &LabPlan, host: &HostPlan) -> Vec<String> {
-    let mut l = vec!["link set lo up".to_owned()];
+/// `host`'s side (its namespace): loopback, then each interface's address, then up.
+pub fn host_ops(plan: &LabPlan, host: &HostPlan) -> Vec<LinkOp> {
+    let mut l = vec![LinkOp::LoopbackUp];
     for i in &host.ifaces {
-        l.push(format!("link set {} alias {}", i.ifname, alias(&plan.cluster)));
-        l.push(format!("addr add {}/{} dev {}", i.address, i.prefix, i.ifname));
-        l.push(format!("link set {} up", i.ifname));
+        l.push(LinkOp::Addr { dev: i.ifname.clone(), address: i.address, prefix: i.prefix });
+        l.push(LinkOp::Up { name: i.ifname.clone(), alias: alias(&plan.cluster) });
     }
     l
 }
@@ -159,26 +154,46 @@ pub fn qdisc_args(iface: &str, p: &Profile, caps: KernelCaps) -> Option<Vec<Stri
     Some(a)
 }
 
-/// Applies `profiles` (host index, profile) to the running kernel fabric.
-pub fn apply_profiles(plan: &LabPlan, profiles: &[(usize, Profile)], caps: KernelCaps) -> Result<(), LabError> {
-    for (host, p) in profiles {
+/// What applying `new` profiles (host index, profile) to the kernel fabric takes, after
+/// `old` (None at build time: no qdisc is set yet). Pure: the caller runs the commands.
+pub struct ProfileCommands {
+    /// (namespace, `tc` arguments), in order.
+    pub tc: Vec<(String, Vec<String>)>,
+    /// The nftables script replacing every loss rule.
+    pub nft: String,
+}
+
+pub fn profile_commands(
+    plan: &LabPlan,
+    old: Option<&[(usize, Profile)]>,
+    new: &[(usize, Profile)],
+    caps: KernelCaps,
+) -> ProfileCommands {
+    let mut tc = Vec::new();
+    for (host, p) in new {
         let h = &plan.hosts[*host];
+        let had = old.and_then(|o| o.iter().find(|(x, _)| x == host)).map(|(_, p)| *p);
         for i in &h.ifaces {
             match qdisc_args(&i.ifname, p, caps) {
-                Some(args) => {
-                    let mut full = vec!["-n".to_owned(), h.ns.clone()];
-                    full.extend(args);
-                    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
-                    sys::run("tc", &refs, None)?;
-                }
-                None => {
-                    // Back to the default qdisc; "no qdisc to delete" is fine.
-                    let _ = sys::run("tc", &["-n", &h.ns, "qdisc", "del", "dev", &i.ifname, "root"], None);
-                }
+                Some(args) => tc.push((h.ns.clone(), args)),
+                // Back to the default qdisc, only where one was set.
+                None if had.is_some_and(|o| qdisc_args(&i.ifname, &o, caps).is_some()) => tc.push((
+                    h.ns.clone(),
+                    ["qdisc", "del", "dev", i.ifname.as_str(), "root"].iter().map(|s| s.to_string()).collect(),
+                )),
+                None => {}
             }
         }
     }
-    sys::nft(&plan.fabric_ns, &loss_script(plan, profiles))
+    ProfileCommands { tc, nft: loss_script(plan, new) }
+}
+
+/// Applies profile commands to the running kernel fabric.
+pub fn apply_profiles(sys: &dyn System, plan: &LabPlan, cmds: &ProfileCommands) -> Result<(), LabError> {
+    for (ns, args) in &cmds.tc {
+        sys.tc(ns, args)?;
+    }
+    sys.nft(&plan.fabric_ns, &cmds.nft)
 }
 
 #[cfg(test)]
@@ -214,6 +229,46 @@ mod tests {
         let loss = loss_script(&p, &[(0, edge)]);
         assert!(loss.contains("iifname \"h0n0\" numgen random mod 1000000 < 20000"), "{loss}");
         assert_eq!(kernel_gap(p.needs(), no_netem), Some("delay or jitter (this kernel has no sch_netem)"));
+    }
+
+    #[test]
+    fn link_ops_wire_each_interface_to_its_network_bridge() {
+        let p = plan();
+        let bridges = bridge_ops(&p);
+        assert_eq!(bridges[0], LinkOp::LoopbackUp);
+        assert_eq!(bridges.len(), 1 + p.networks.len());
+        let j1 = p.host("jetson-1").unwrap();
+        let veths = veth_ops(&p, j1);
+        assert_eq!(veths.len(), 2);
+        let LinkOp::Veth { name, master, peer, peer_ns, alias, mtu } = &veths[1] else { panic!("{veths:?}") };
+        assert_eq!((name.as_str(), master.as_str(), peer.as_str()), ("h0n1", "br1", "storage"));
+        assert_eq!((peer_ns.as_str(), alias.as_str(), *mtu), ("n3x-n3x-jetson-1", "n3x-lab:n3x", 9000));
+        // Addresses before the link comes up, loopback first.
+        let host = host_ops(&p, j1);
+        assert_eq!(host[0], LinkOp::LoopbackUp);
+        assert!(matches!(&host[1], LinkOp::Addr { dev, prefix: 24, .. } if dev == "cluster"));
+        assert!(matches!(&host[2], LinkOp::Up { name, .. } if name == "cluster"));
+    }
+
+    #[test]
+    fn profile_commands_touch_only_what_changes() {
+        let p = plan();
+        let caps = KernelCaps { netem: false };
+        let slow = Profile { rate_mbit: Some(10.0), ..Profile::default() };
+        let defaults: Vec<(usize, Profile)> = p.hosts.iter().map(|h| (h.index, Profile::default())).collect();
+        // Build time: every host on the default profile needs no qdisc at all.
+        let c = profile_commands(&p, None, &defaults, caps);
+        assert!(c.tc.is_empty(), "{:?}", c.tc);
+        assert_eq!(c.nft, "flush chain bridge n3x impair\n");
+        // One host slowed: a tbf on each of its interfaces, nothing elsewhere.
+        let slowed = [(0, slow)];
+        let c = profile_commands(&p, Some(&defaults), &slowed, caps);
+        assert_eq!(c.tc.len(), 2);
+        assert!(c.tc.iter().all(|(ns, a)| ns == "n3x-n3x-jetson-1" && a.join(" ").contains("tbf rate 10mbit")));
+        // Back to default: the qdiscs set before are deleted.
+        let c = profile_commands(&p, Some(&slowed), &[(0, Profile::default())], caps);
+        assert_eq!(c.tc.len(), 2);
+        assert!(c.tc.iter().all(|(_, a)| a.join(" ").starts_with("qdisc del dev")));
     }
 }
 

@@ -39,6 +39,14 @@ pub fn key(agent: &str, seq: u64) -> String {
     format!("{}{seq:010}", prefix(agent))
 }
 
+/// The interval between two writes of one agent when `--probe-interval-ms` is not given:
+/// 100 ms, slowed to one ms per agent above 100 agents, so a lab writes at most about a
+/// thousand times a second however many agents it has (a 2-core machine runs the three
+/// etcd members too).
+pub fn default_interval_ms(agents: usize) -> u64 {
+    (agents as u64).max(100)
+}
+
 /// Everything the probes share with the supervisor.
 pub struct Probes {
     pub epoch: Instant,
@@ -46,16 +54,19 @@ pub struct Probes {
     pub paused: AtomicBool,
     pub stop: AtomicBool,
     pub interval: Duration,
+    /// Per agent (by position in the plan's agents): a write of it was acknowledged.
+    first_acked: Vec<AtomicBool>,
 }
 
 impl Probes {
-    pub fn new(epoch: Instant, interval: Duration) -> Arc<Self> {
+    pub fn new(epoch: Instant, interval: Duration, agents: usize) -> Arc<Self> {
         Arc::new(Probes {
             epoch,
             log: Mutex::new(Vec::new()),
             paused: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             interval,
+            first_acked: (0..agents).map(|_| AtomicBool::new(false)).collect(),
         })
     }
 
@@ -64,23 +75,37 @@ impl Probes {
     }
 
     pub fn snapshot(&self, since: usize) -> Vec<Write> {
-        self.log.lock().map(|l| l.get(since..).map(<[Write]>::to_vec).unwrap_or_default()).unwrap_or_default()
+        crate::state::lock(&self.log).get(since..).map(<[Write]>::to_vec).unwrap_or_default()
+    }
+
+    /// The positions (in the plan's agents) of agents with no write acknowledged yet.
+    pub fn without_ack(&self) -> Vec<usize> {
+        self.first_acked.iter().enumerate().filter(|(_, a)| !a.load(Ordering::Relaxed)).map(|(i, _)| i).collect()
     }
 }
 
-/// The loop one agent runs, on a thread inside the agent's namespace. It starts on server
-/// `agent_index % servers` and moves to the next server whenever a write fails, like a
-/// client-side load balancer.
-pub fn run(plan: Arc<LabPlan>, agent: usize, probes: Arc<Probes>, timeout: Duration) {
+/// The loop of the `ordinal`-th agent, on a thread inside the agent's namespace. It starts
+/// on server `ordinal % servers` and moves to the next server whenever a write fails, like
+/// a client-side load balancer. It keeps one connection to its current server.
+pub fn run(plan: Arc<LabPlan>, ordinal: usize, probes: Arc<Probes>, timeout: Duration) {
+    let Some(&agent) = plan.agents.get(ordinal) else { return };
     let name = plan.hosts[agent].name.clone();
     let servers = plan.servers.clone();
     if servers.is_empty() {
         return;
     }
-    let mut cur = agent % servers.len();
+    let mut cur = ordinal % servers.len();
+    let connect = |s: usize| crate::http::Conn::new(crate::etcd::client_addr(plan.hosts[servers[s]].cluster_ip));
+    let mut conn = connect(cur);
     let mut seq = 0u64;
     // A value that differs between runs, so a stale key from an earlier lab never matches.
     let nonce = probes.epoch.elapsed().as_nanos() as u64 ^ u64::from(std::process::id()) << 32;
+    // Many agents start spread over one interval, so they do not all write in the same
+    // millisecond forever after (small labs start at once: their bring-up is measured).
+    if plan.agents.len() > 100 {
+        let offset = probes.interval.as_secs_f64() * ordinal as f64 / plan.agents.len() as f64;
+        std::thread::sleep(Duration::from_secs_f64(offset.min(1.0)));
+    }
     while !probes.stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         if probes.paused.load(Ordering::Relaxed) {
@@ -91,15 +116,25 @@ pub fn run(plan: Arc<LabPlan>, agent: usize, probes: Arc<Probes>, timeout: Durat
         let server = servers[cur];
         let value = format!("{name}:{seq}:{nonce:016x}");
         let sent_ms = probes.now_ms();
-        let result = crate::etcd::put(plan.hosts[server].cluster_ip, &key(&name, seq), &value, timeout);
+        let result = crate::etcd::put_on(&mut conn, &key(&name, seq), &value, timeout);
         let acked_ms = result.as_ref().ok().map(|_| probes.now_ms());
         let revision = result.as_ref().copied().unwrap_or(0);
-        if result.is_err() {
-            cur = (cur + 1) % servers.len();
+        match &result {
+            Ok(_) => probes.first_acked[ordinal].store(true, Ordering::Relaxed),
+            Err(_) => {
+                cur = (cur + 1) % servers.len();
+                conn = connect(cur);
+            }
         }
-        if let Ok(mut log) = probes.log.lock() {
-            log.push(Write { agent: name.clone(), seq, server, sent_ms, acked_ms, revision, value });
-        }
+        crate::state::lock(&probes.log).push(Write {
+            agent: name.clone(),
+            seq,
+            server,
+            sent_ms,
+            acked_ms,
+            revision,
+            value,
+        });
         if let Some(rest) = probes.interval.checked_sub(started.elapsed()) {
             std::thread::sleep(rest);
         }
@@ -160,5 +195,15 @@ mod tests {
         assert_eq!(s.p50_ms, 20.0);
         assert_eq!(s.p99_ms, 30.0);
         assert_eq!(key("jetson-1", 42), "/n3x/probe/jetson-1/0000000042");
+    }
+
+    #[test]
+    fn the_default_interval_keeps_a_big_lab_near_a_thousand_writes_a_second() {
+        assert_eq!(default_interval_ms(2), 100);
+        assert_eq!(default_interval_ms(97), 100);
+        assert_eq!(default_interval_ms(997), 997);
+        let p = Probes::new(Instant::now(), Duration::from_millis(100), 3);
+        p.first_acked[1].store(true, Ordering::Relaxed);
+        assert_eq!(p.without_ack(), [0, 2]);
     }
 }

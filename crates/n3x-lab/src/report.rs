@@ -6,6 +6,9 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::error::LabError;
+use crate::plan::LabPlan;
+use crate::probe::Write;
 use crate::scenario::ScenarioResult;
 
 #[derive(Clone, Debug, Serialize)]
@@ -113,6 +116,46 @@ fn metric_summary(s: &ScenarioResult) -> String {
     parts.join(", ")
 }
 
+/// The last `lines` writes of `agent`'s probe, one line each, oldest first; `server_name`
+/// names a server by its index in the plan's hosts.
+pub fn write_log(writes: &[Write], agent: &str, lines: usize, server_name: &dyn Fn(usize) -> String) -> String {
+    let mine: Vec<&Write> = writes.iter().filter(|w| w.agent == agent).collect();
+    let mut o = String::new();
+    for w in &mine[mine.len().saturating_sub(lines)..] {
+        let outcome =
+            w.acked_ms.map_or("no ack".to_owned(), |t| format!("acked in {:.1} ms, rev {}", t - w.sent_ms, w.revision));
+        let _ = writeln!(o, "{:>10.1} ms  write {} via {}: {outcome}", w.sent_ms, w.key(), server_name(w.server));
+    }
+    o
+}
+
+/// A host's recent log: the last `lines` of its service's log (servers run etcd), or for an
+/// agent, which runs no process, its probe's last writes.
+pub fn host_log(
+    dir: &Path,
+    cluster: &str,
+    plan: Option<&LabPlan>,
+    host: &str,
+    lines: usize,
+) -> Result<String, LabError> {
+    if let Some(p) = plan {
+        if p.host(host).is_none() {
+            return Err(LabError::UnknownHost { host: host.to_owned(), cluster: cluster.to_owned() });
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string(dir.join("logs").join(format!("{host}.log"))) {
+        let all: Vec<&str> = text.lines().collect();
+        return Ok(all[all.len().saturating_sub(lines)..].join("\n") + "\n");
+    }
+    let writes = crate::control::writes(dir, 0)?;
+    let name = |i: usize| plan.and_then(|p| p.hosts.get(i)).map_or(format!("host #{i}"), |h| h.name.clone());
+    let out = write_log(&writes, host, lines, &name);
+    if out.is_empty() {
+        return Err(LabError::NoLog { cluster: cluster.to_owned(), host: host.to_owned() });
+    }
+    Ok(out)
+}
+
 /// The summary table printed at the end of a run.
 pub fn summary(r: &Report) -> String {
     let mut o = String::new();
@@ -180,6 +223,41 @@ mod tests {
             passed: false,
         };
         let x = junit(&r);
+        let ws = [
+            Write {
+                agent: "a".into(),
+                seq: 1,
+                server: 0,
+                sent_ms: 1.0,
+                acked_ms: Some(3.5),
+                revision: 7,
+                value: String::new(),
+            },
+            Write {
+                agent: "b".into(),
+                seq: 1,
+                server: 1,
+                sent_ms: 2.0,
+                acked_ms: None,
+                revision: 0,
+                value: String::new(),
+            },
+            Write {
+                agent: "a".into(),
+                seq: 2,
+                server: 1,
+                sent_ms: 5.0,
+                acked_ms: None,
+                revision: 0,
+                value: String::new(),
+            },
+        ];
+        let log = write_log(&ws, "a", 1, &|i| format!("s{i}"));
+        assert_eq!(log, "       5.0 ms  write /n3x/probe/a/0000000002 via s1: no ack\n");
+        assert!(
+            write_log(&ws, "a", 5, &|i| format!("s{i}"))
+                .starts_with("       1.0 ms  write /n3x/probe/a/0000000001 via s0: acked in 2.5 ms, rev 7\n")
+        );
         assert!(x.contains("tests=\"2\" failures=\"1\""));
         assert!(x.contains("<failure message=\"a &lt;b&gt; &amp; &quot;c&quot;\">"));
         assert!(summary(&r).ends_with("1 passed, 1 failed\n"));

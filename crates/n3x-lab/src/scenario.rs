@@ -59,24 +59,15 @@ fn call(ctx: &Ctx, req: Request) -> Result<Response, LabError> {
 }
 
 fn at(ctx: &Ctx, req: Request) -> Result<f64, LabError> {
-    match call(ctx, req)? {
-        Response::Ok { at_ms } => Ok(at_ms),
-        other => Err(LabError::Lab(format!("unexpected answer: {other:?}"))),
-    }
+    control::act(ctx.dir, &req, Duration::from_secs(60))
 }
 
 pub fn status(dir: &Path) -> Result<LabStatus, LabError> {
-    match control::call(dir, &Request::Status, Duration::from_secs(30))? {
-        Response::Status(s) => Ok(*s),
-        other => Err(LabError::Lab(format!("unexpected answer: {other:?}"))),
-    }
+    control::status(dir)
 }
 
 fn writes(ctx: &Ctx) -> Result<Vec<Write>, LabError> {
-    match call(ctx, Request::Writes { since: 0 })? {
-        Response::Writes { writes } => Ok(writes),
-        other => Err(LabError::Lab(format!("unexpected answer: {other:?}"))),
-    }
+    control::writes(ctx.dir, 0)
 }
 
 fn election(ctx: &Ctx) -> Duration {
@@ -167,7 +158,7 @@ fn verify(ctx: &Ctx, run: &mut Run) -> Result<(), LabError> {
             });
             Ok(())
         }
-        other => Err(LabError::Lab(format!("unexpected answer: {other:?}"))),
+        _ => Err(LabError::UnexpectedAnswer { request: "verify".into() }),
     }
 }
 
@@ -180,7 +171,7 @@ pub fn run(name: &str, ctx: &mut Ctx) -> ScenarioResult {
         "quorum-loss" => quorum_loss(ctx, &mut run),
         "partition" => partition(ctx, &mut run),
         "profiles" => profiles(ctx, &mut run),
-        other => Err(LabError::Lab(format!("unknown scenario `{other}`; the scenarios are {}", BUILTIN.join(", ")))),
+        other => Err(LabError::UnknownScenario { name: other.to_owned() }),
     };
     if let Err(e) = result {
         run.failures.push(format!("could not run: {e}"));
@@ -224,7 +215,7 @@ fn formation(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
 
 fn server_loss(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
     let s = status(ctx.dir)?;
-    let leader = s.leader.ok_or_else(|| LabError::Lab("no leader to kill".into()))?;
+    let leader = s.leader.ok_or_else(|| LabError::NoLeader { action: "kill".into() })?;
     run.metric("killed", leader.clone());
     // The measured margin: the slowest recent write, plus the wait between two probe writes.
     let ws = writes(ctx)?;
@@ -326,7 +317,7 @@ fn quorum_loss(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
 
 fn partition(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
     let s = status(ctx.dir)?;
-    let leader = s.leader.ok_or_else(|| LabError::Lab("no leader to isolate".into()))?;
+    let leader = s.leader.ok_or_else(|| LabError::NoLeader { action: "isolate".into() })?;
     let others: Vec<String> = server_names(ctx).into_iter().filter(|n| *n != leader).collect();
     let leader_index = ctx.plan.host(&leader).map(|h| h.index).unwrap_or(usize::MAX);
     run.metric("isolated", leader.clone());

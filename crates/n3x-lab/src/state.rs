@@ -27,6 +27,18 @@ pub struct State {
     pub processes: Vec<ProcessRecord>,
     /// The inventory the lab was built from, as given (a path, or the embedded reference).
     pub inventory: String,
+    /// Sysctls of the machine the lab changed, with their values before: `down` puts them
+    /// back when no other lab is up.
+    #[serde(default)]
+    pub sysctls: Vec<SysctlRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SysctlRecord {
+    /// The path under /proc/sys, e.g. `net/ipv4/neigh/default/gc_thresh3`.
+    pub key: String,
+    pub original: u64,
+    pub set: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,19 +102,35 @@ impl StateStore {
             .map_err(|e| LabError::io(format!("write {}", self.dir.join(STATE_FILE).display()), e))
     }
 
-    /// Records a namespace before it is created.
-    pub fn will_create_namespace(&mut self, ns: &str) -> Result<(), LabError> {
-        if !self.state.namespaces.iter().any(|n| n == ns) {
-            self.state.namespaces.push(ns.to_owned());
-            self.save()?;
+    /// Records namespaces before they are created (one write for all of them).
+    pub fn will_create_namespaces(&mut self, names: &[&str]) -> Result<(), LabError> {
+        let before = self.state.namespaces.len();
+        for ns in names {
+            if !self.state.namespaces.iter().any(|n| n == ns) {
+                self.state.namespaces.push((*ns).to_owned());
+            }
         }
-        Ok(())
+        if self.state.namespaces.len() != before { self.save() } else { Ok(()) }
+    }
+
+    /// Records a sysctl before it is changed.
+    pub fn will_set_sysctl(&mut self, rec: SysctlRecord) -> Result<(), LabError> {
+        if !self.state.sysctls.iter().any(|r| r.key == rec.key) {
+            self.state.sysctls.push(rec);
+        }
+        self.save()
     }
 
     pub fn record_process(&mut self, rec: ProcessRecord) -> Result<(), LabError> {
         self.state.processes.push(rec);
         self.save()
     }
+}
+
+/// Locks a mutex even if a thread panicked while holding it: the lab's shared state stays
+/// usable (each update is a whole value), and a panic is reported where it happened.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// An exclusive lock on a lab's directory: `up`, `down` and `run` of one cluster never
@@ -128,7 +156,8 @@ impl LabLock {
         #[allow(deprecated)] // `Flock` owns the file; we keep the File and lock its fd.
         nix::fcntl::flock(file.as_raw_fd(), flags).map_err(|e| {
             if e == nix::errno::Errno::EWOULDBLOCK {
-                LabError::Busy { dir: dir.to_path_buf() }
+                let cluster = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                LabError::Busy { cluster, dir: dir.to_path_buf() }
             } else {
                 LabError::io(format!("lock {}", path.display()), e.into())
             }
@@ -156,8 +185,8 @@ mod tests {
         let root = std::env::temp_dir().join(format!("n3x-state-test-{}", std::process::id()));
         let mut s = StateStore::open(&root, "c1").unwrap();
         assert!(!s.exists());
-        s.will_create_namespace("n3x-c1-a").unwrap();
-        s.will_create_namespace("n3x-c1-a").unwrap();
+        s.will_create_namespaces(&["n3x-c1-a"]).unwrap();
+        s.will_create_namespaces(&["n3x-c1-a"]).unwrap();
         let again = StateStore::open(&root, "c1").unwrap();
         assert_eq!(again.state.namespaces, ["n3x-c1-a"]);
         let leftovers: Vec<_> = fs::read_dir(root.join("c1")).unwrap().filter_map(|e| e.ok()).collect();

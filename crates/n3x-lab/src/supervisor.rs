@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,12 +14,13 @@ use n3x_model::model::Profile;
 use serde::{Deserialize, Serialize};
 
 use crate::control::{HostStatus, LabStatus, MemberStatus, Request, Response, SOCKET, VerifyResult};
-use crate::error::LabError;
+use crate::error::{ErrorKind, LabError};
 use crate::fabric::{self, KernelCaps};
 use crate::plan::{FabricKind, LabPlan};
 use crate::probe::{self, Probes};
-use crate::state::{LabLock, ProcessRecord, StateStore};
-use crate::sys;
+use crate::state::{LabLock, ProcessRecord, StateStore, lock};
+use crate::system::{self, Process, System};
+use crate::{build, etcd};
 
 /// What `up` decided, handed to the supervisor in `options.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -38,20 +38,41 @@ pub const OPTIONS_FILE: &str = "options.json";
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
-    Step {
-        message: String,
-    },
-    Ready {
-        bringup_ms: f64,
-        quorum_ms: f64,
-        fabric: FabricKind,
-    },
-    Failed {
-        message: String,
-        help: String,
-        #[serde(default)]
-        environment: bool,
-    },
+    Step { message: String },
+    Ready { bringup_ms: f64, quorum_ms: f64, fabric: FabricKind },
+    Failed { message: String, help: String, kind: WireKind },
+}
+
+/// [`ErrorKind`] on the wire between the supervisor and `up`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WireKind {
+    Environment,
+    Usage,
+    Io,
+    Lab,
+}
+
+impl From<ErrorKind> for WireKind {
+    fn from(k: ErrorKind) -> Self {
+        match k {
+            ErrorKind::Environment => WireKind::Environment,
+            ErrorKind::Usage => WireKind::Usage,
+            ErrorKind::Io => WireKind::Io,
+            ErrorKind::Lab => WireKind::Lab,
+        }
+    }
+}
+
+impl From<WireKind> for ErrorKind {
+    fn from(k: WireKind) -> Self {
+        match k {
+            WireKind::Environment => ErrorKind::Environment,
+            WireKind::Usage => ErrorKind::Usage,
+            WireKind::Io => ErrorKind::Io,
+            WireKind::Lab => ErrorKind::Lab,
+        }
+    }
 }
 
 /// Test-only fault injection: `N3X_LAB_FAULT_STEP=N` kills `n3x lab up` (the parent) and
@@ -78,9 +99,9 @@ impl Events {
         }
     }
 
-    fn step(&mut self, message: impl Into<String>) {
+    fn step(&mut self, message: &str) {
         self.steps += 1;
-        self.emit(&Event::Step { message: message.into() });
+        self.emit(&Event::Step { message: message.to_owned() });
         if self.fault_at == Some(self.steps) {
             let _ = nix::sys::signal::kill(nix::unistd::getppid(), nix::sys::signal::Signal::SIGKILL);
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
@@ -94,8 +115,7 @@ enum ActiveFabric {
 }
 
 struct Member {
-    child: Option<Child>,
-    rec: Option<ProcessRecord>,
+    process: Option<Box<dyn Process>>,
 }
 
 /// One etcd member as the supervisor sees it.
@@ -103,10 +123,14 @@ struct MemberView {
     host: usize,
     running: bool,
     pid: Option<i32>,
-    status: Result<crate::etcd::Status, String>,
+    status: Result<etcd::Status, String>,
 }
 
+/// A host's current link profile: (host index, profile, its name).
+type HostProfile = (usize, Profile, String);
+
 pub struct Supervisor {
+    sys: Arc<dyn System>,
     dir: PathBuf,
     plan: Arc<LabPlan>,
     opts: LabOptions,
@@ -114,7 +138,7 @@ pub struct Supervisor {
     fabric: ActiveFabric,
     members: Mutex<BTreeMap<usize, Member>>,
     probes: Arc<Probes>,
-    profiles: Mutex<Vec<(usize, Profile, String)>>,
+    profiles: Mutex<Vec<HostProfile>>,
     partitioned: Mutex<bool>,
     bringup_ms: f64,
 }
@@ -124,23 +148,37 @@ pub struct Supervisor {
 pub fn supervise(dir: &Path) -> Result<(), LabError> {
     let mut events =
         Events { steps: 0, fault_at: std::env::var(FAULT_ENV).ok().and_then(|v| v.parse().ok()), listening: true };
-    match build(dir, &mut events) {
+    raise_open_files_limit();
+    match build(Arc::new(system::Linux), dir, &mut events) {
         Ok(Some((sup, listener))) => {
             sup.serve(listener);
             Ok(())
         }
         Ok(None) => Ok(()),
         Err(e) => {
-            events.emit(&Event::Failed { message: e.to_string(), help: e.help(), environment: e.is_environment() });
+            events.emit(&Event::Failed { message: e.to_string(), help: e.help(), kind: e.kind().into() });
             Err(e)
         }
     }
 }
 
-fn build(dir: &Path, events: &mut Events) -> Result<Option<(Supervisor, UnixListener)>, LabError> {
+/// A big lab holds a namespace handle and a socket per probe: lift the soft limit on open
+/// files to the hard one (often 1024 against 524288).
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+fn build(
+    sys: Arc<dyn System>,
+    dir: &Path,
+    events: &mut Events,
+) -> Result<Option<(Supervisor, UnixListener)>, LabError> {
     let epoch = Instant::now();
     // Held while building: `down` waits for a build in progress instead of racing it.
-    let lock = LabLock::acquire(dir, true)?;
+    let dir_lock = LabLock::acquire(dir, true)?;
     let root = dir.parent().unwrap_or(Path::new(crate::plan::STATE_ROOT));
     let cluster = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
     let mut store = StateStore::open(root, &cluster)?;
@@ -150,42 +188,39 @@ fn build(dir: &Path, events: &mut Events) -> Result<Option<(Supervisor, UnixList
     }
     let me = std::process::id() as i32;
     if let Some(other) = &store.state.supervisor {
-        if other.pid != me && other.is_alive() {
+        if other.pid != me && sys.alive(other) {
             return Err(LabError::AlreadyUp { cluster });
         }
     }
     store.state.supervisor = ProcessRecord::of(me, "supervisor");
     store.save()?;
 
-    let opts: LabOptions = std::fs::read(dir.join(OPTIONS_FILE))
-        .map_err(|e| LabError::io(format!("read {}", dir.join(OPTIONS_FILE).display()), e))
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| LabError::Lab(format!("bad lab options: {e}"))))?;
+    let options = dir.join(OPTIONS_FILE);
+    let opts: LabOptions =
+        std::fs::read(&options).map_err(|e| LabError::io(format!("read {}", options.display()), e)).and_then(|b| {
+            serde_json::from_slice(&b)
+                .map_err(|e| LabError::BadOptions { path: options.clone(), message: e.to_string() })
+        })?;
     let plan = Arc::new(opts.plan.clone());
     store.state.fabric = Some(opts.fabric);
     store.save()?;
     std::fs::create_dir_all(dir.join("logs")).map_err(|e| LabError::io("create the log directory", e))?;
 
-    // Refuse to adopt namespaces someone else made.
-    let ours: Vec<&str> = store.state.namespaces.iter().map(String::as_str).collect();
-    for ns in std::iter::once(&plan.fabric_ns).chain(plan.hosts.iter().map(|h| &h.ns)) {
-        if sys::netns_exists(ns) && !ours.contains(&ns.as_str()) {
-            return Err(LabError::Collision { name: format!("network namespace {ns}") });
-        }
-    }
-
+    build::refuse_foreign(sys.as_ref(), &plan, &store)?;
+    let mut step = |m: &str| events.step(m);
+    build::neighbour_table(sys.as_ref(), &plan, &mut store, &mut step)?;
     let fabric = match opts.fabric {
         FabricKind::Kernel => {
-            let caps = KernelCaps { netem: opts.netem };
-            build_kernel(&plan, &mut store, events)?;
-            ActiveFabric::Kernel(caps)
+            build::kernel(sys.as_ref(), &plan, &mut store, &mut step)?;
+            ActiveFabric::Kernel(KernelCaps { netem: opts.netem })
         }
-        FabricKind::Userspace => ActiveFabric::Userspace(build_userspace(&plan, &mut store, events)?),
+        FabricKind::Userspace => ActiveFabric::Userspace(build::userspace(sys.as_ref(), &plan, &mut store, &mut step)?),
     };
 
-    let probes = Probes::new(epoch, Duration::from_millis(opts.probe_interval_ms));
-    let profiles: Vec<(usize, Profile, String)> =
-        plan.hosts.iter().map(|h| (h.index, h.profile, h.profile_name.clone())).collect();
+    let probes = Probes::new(epoch, Duration::from_millis(opts.probe_interval_ms), plan.agents.len());
+    let profiles: Vec<HostProfile> = plan.hosts.iter().map(|h| (h.index, h.profile, h.profile_name.clone())).collect();
     let sup = Supervisor {
+        sys,
         dir: dir.to_path_buf(),
         plan: plan.clone(),
         opts,
@@ -193,15 +228,15 @@ fn build(dir: &Path, events: &mut Events) -> Result<Option<(Supervisor, UnixList
         fabric,
         members: Mutex::new(BTreeMap::new()),
         probes,
-        profiles: Mutex::new(profiles),
+        profiles: Mutex::new(Vec::new()),
         partitioned: Mutex::new(false),
         bringup_ms: 0.0,
     };
     events.step("applying link profiles");
-    sup.apply_profiles()?;
+    sup.set_profiles(profiles)?;
 
     for &s in &plan.servers {
-        events.step(format!("starting etcd on {}", plan.hosts[s].name));
+        events.step(&format!("starting etcd on {}", plan.hosts[s].name));
         sup.start_member(s, false)?;
         // One at a time: a new member first asks its peers whether it was bootstrapped
         // already, and a peer that has bound its port but does not serve yet makes it wait
@@ -213,7 +248,7 @@ fn build(dir: &Path, events: &mut Events) -> Result<Option<(Supervisor, UnixList
     sup.wait_quorum(Duration::from_secs(30))?;
     let quorum_ms = epoch.elapsed().as_secs_f64() * 1000.0;
 
-    events.step(format!("starting the probe on {} agent(s)", plan.agents.len()));
+    events.step(&format!("starting the probe on {} agent(s)", plan.agents.len()));
     sup.start_probes()?;
     sup.wait_first_writes(Duration::from_secs(30))?;
     let bringup_ms = epoch.elapsed().as_secs_f64() * 1000.0;
@@ -223,59 +258,10 @@ fn build(dir: &Path, events: &mut Events) -> Result<Option<(Supervisor, UnixList
     let path = dir.join(SOCKET);
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path).map_err(|e| LabError::io(format!("listen on {}", path.display()), e))?;
-    drop(lock);
+    drop(dir_lock);
     events.emit(&Event::Ready { bringup_ms, quorum_ms, fabric: sup.opts.fabric });
     events.listening = false;
     Ok(Some((sup, listener)))
-}
-
-fn create_namespaces(names: &[&str], store: &mut StateStore, events: &mut Events) -> Result<(), LabError> {
-    for ns in names {
-        store.will_create_namespace(ns)?;
-        events.step(format!("creating namespace {ns}"));
-        sys::run("ip", &["netns", "add", ns], None)?;
-    }
-    Ok(())
-}
-
-fn build_kernel(plan: &LabPlan, store: &mut StateStore, events: &mut Events) -> Result<(), LabError> {
-    let mut names: Vec<&str> = vec![&plan.fabric_ns];
-    names.extend(plan.hosts.iter().map(|h| h.ns.as_str()));
-    create_namespaces(&names, store, events)?;
-    events.step("creating bridges");
-    sys::ip_batch(Some(&plan.fabric_ns), &fabric::bridge_lines(plan))?;
-    events.step("loading nftables (partitions, loss)");
-    sys::nft(&plan.fabric_ns, &fabric::nft_table_script())?;
-    for h in &plan.hosts {
-        events.step(format!("wiring {}", h.name));
-        sys::ip_batch(Some(&plan.fabric_ns), &fabric::veth_lines(plan, h))?;
-        sys::ip_batch(Some(&h.ns), &fabric::host_lines(plan, h))?;
-    }
-    Ok(())
-}
-
-fn build_userspace(
-    plan: &LabPlan,
-    store: &mut StateStore,
-    events: &mut Events,
-) -> Result<Vec<n3x_switch::Switch>, LabError> {
-    let names: Vec<&str> = plan.hosts.iter().map(|h| h.ns.as_str()).collect();
-    create_namespaces(&names, store, events)?;
-    let switches: Vec<n3x_switch::Switch> =
-        plan.networks.iter().map(|n| n3x_switch::Switch::new(&n.name, plan.seed)).collect();
-    for h in &plan.hosts {
-        events.step(format!("wiring {}", h.name));
-        for i in &h.ifaces {
-            let (ifname, mtu) = (i.ifname.clone(), u32::from(i.mtu));
-            let tap = sys::in_netns(&h.ns, move || n3x_switch::Tap::create(&ifname, mtu))?
-                .map_err(|e| LabError::io(format!("create TAP `{}` in `{}`", i.ifname, h.ns), e))?;
-            switches[i.net_index]
-                .add_port(&h.name, tap)
-                .map_err(|e| LabError::io(format!("attach `{}` of `{}` to the switch", i.ifname, h.name), e))?;
-        }
-        sys::ip_batch(Some(&h.ns), &fabric::host_lines(plan, h))?;
-    }
-    Ok(switches)
 }
 
 /// How long a probe waits for one write: half an election timeout (at least 250 ms), so
@@ -308,25 +294,47 @@ impl Supervisor {
         self.plan
             .host(name)
             .map(|h| h.index)
-            .ok_or_else(|| LabError::Lab(format!("`{name}` is not a host of cluster `{}`", self.plan.cluster)))
+            .ok_or_else(|| LabError::UnknownHost { host: name.to_owned(), cluster: self.plan.cluster.clone() })
     }
 
-    fn apply_profiles(&self) -> Result<(), LabError> {
-        let profiles = self.profiles.lock().map_err(|_| LabError::Lab("poisoned".into()))?.clone();
+    /// Applies `new` profiles (replacing those of the same hosts) to the fabric.
+    fn set_profiles(&self, new: Vec<HostProfile>) -> Result<(), LabError> {
+        let mut current = lock(&self.profiles);
         match &self.fabric {
             ActiveFabric::Kernel(caps) => {
-                let list: Vec<(usize, Profile)> = profiles.iter().map(|(h, p, _)| (*h, *p)).collect();
-                fabric::apply_profiles(&self.plan, &list, *caps)
+                let old: Vec<(usize, Profile)> = current.iter().map(|(h, p, _)| (*h, *p)).collect();
+                let mut next = current.clone();
+                for n in &new {
+                    match next.iter_mut().find(|(h, ..)| *h == n.0) {
+                        Some(slot) => *slot = n.clone(),
+                        None => next.push(n.clone()),
+                    }
+                }
+                let all: Vec<(usize, Profile)> = next.iter().map(|(h, p, _)| (*h, *p)).collect();
+                // Only the hosts that change get qdisc commands; the loss rules are
+                // rewritten as a whole from every host's profile.
+                let changed: Vec<(usize, Profile)> =
+                    new.iter().map(|(h, p, _)| (*h, *p)).filter(|x| !old.contains(x)).collect();
+                let mut cmds = fabric::profile_commands(&self.plan, Some(&old), &changed, *caps);
+                cmds.nft = fabric::loss_script(&self.plan, &all);
+                fabric::apply_profiles(self.sys.as_ref(), &self.plan, &cmds)?;
+                *current = next;
             }
             ActiveFabric::Userspace(switches) => {
-                for (h, p, _) in &profiles {
+                for (h, p, _) in &new {
                     for sw in switches {
                         sw.set_egress(&self.plan.hosts[*h].name, impairment(p));
                     }
                 }
-                Ok(())
+                for n in new {
+                    match current.iter_mut().find(|(h, ..)| *h == n.0) {
+                        Some(slot) => *slot = n,
+                        None => current.push(n),
+                    }
+                }
             }
         }
+        Ok(())
     }
 
     fn start_member(&self, host: usize, existing: bool) -> Result<(), LabError> {
@@ -334,27 +342,21 @@ impl Supervisor {
         let data = self.dir.join("etcd").join(&h.name);
         std::fs::create_dir_all(&data).map_err(|e| LabError::io(format!("create {}", data.display()), e))?;
         let log = self.dir.join("logs").join(format!("{}.log", h.name));
-        let args = crate::etcd::args(&self.plan, h, &data, existing);
-        let child = sys::spawn_in_netns(&h.ns, &self.opts.etcd, &args, &log)?;
-        let rec = ProcessRecord::of(child.id() as i32, format!("etcd {}", h.name));
-        if let Some(r) = &rec {
-            self.store.lock().map_err(|_| LabError::Lab("poisoned".into()))?.record_process(r.clone())?;
+        let args = etcd::args(&self.plan, h, &data, existing);
+        let process = self.sys.spawn(&h.ns, &self.opts.etcd, &args, &log)?;
+        if let Some(rec) = ProcessRecord::of(process.pid(), format!("etcd {}", h.name)) {
+            lock(&self.store).record_process(rec)?;
         }
-        self.members
-            .lock()
-            .map_err(|_| LabError::Lab("poisoned".into()))?
-            .insert(host, Member { child: Some(child), rec });
+        lock(&self.members).insert(host, Member { process: Some(process) });
         Ok(())
     }
 
     fn kill_member(&self, host: usize) -> Result<(), LabError> {
-        let mut members = self.members.lock().map_err(|_| LabError::Lab("poisoned".into()))?;
-        let m = members
-            .get_mut(&host)
-            .ok_or_else(|| LabError::Lab(format!("`{}` runs no etcd", self.plan.hosts[host].name)))?;
-        if let Some(mut child) = m.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        let mut members = lock(&self.members);
+        let m =
+            members.get_mut(&host).ok_or_else(|| LabError::NotAServer { host: self.plan.hosts[host].name.clone() })?;
+        if let Some(mut p) = m.process.take() {
+            p.kill();
         }
         Ok(())
     }
@@ -365,19 +367,15 @@ impl Supervisor {
         let timeout = Duration::from_millis(500);
         let mut handles = Vec::new();
         for &s in &self.plan.servers {
-            let (running, pid) = self
-                .members
-                .lock()
-                .ok()
-                .and_then(|mut m| {
-                    m.get_mut(&s).map(|m| match m.child.as_mut() {
-                        Some(c) => (matches!(c.try_wait(), Ok(None)), Some(c.id() as i32)),
-                        None => (false, None),
-                    })
+            let (running, pid) = lock(&self.members)
+                .get_mut(&s)
+                .map(|m| match m.process.as_mut() {
+                    Some(p) => (p.running(), Some(p.pid())),
+                    None => (false, None),
                 })
                 .unwrap_or((false, None));
             let ip = self.plan.hosts[s].cluster_ip;
-            let h = sys::spawn_in_netns_thread(&self.plan.hosts[s].ns, move || crate::etcd::status(ip, timeout));
+            let h = system::netns_thread(&self.plan.hosts[s].ns, move || etcd::status(ip, timeout));
             handles.push((s, running, pid, h));
         }
         handles
@@ -398,7 +396,7 @@ impl Supervisor {
     /// The leader every reachable member agrees on, by host index.
     fn leader(&self) -> Option<usize> {
         let st = self.member_statuses();
-        let ok: Vec<&crate::etcd::Status> = st.iter().filter_map(|m| m.status.as_ref().ok()).collect();
+        let ok: Vec<&etcd::Status> = st.iter().filter_map(|m| m.status.as_ref().ok()).collect();
         let leader_id = ok.first()?.leader;
         if leader_id == 0 || !ok.iter().all(|s| s.leader == leader_id) {
             return None;
@@ -410,9 +408,9 @@ impl Supervisor {
         let h = &self.plan.hosts[host];
         let ip = h.cluster_ip;
         // A member that never serves is not fatal here: `wait_quorum` decides and explains.
-        sys::in_netns(&h.ns, move || {
+        system::in_netns(&h.ns, move || {
             let deadline = Instant::now() + timeout;
-            while Instant::now() < deadline && !crate::etcd::peer_serving(ip, Duration::from_millis(200)) {
+            while Instant::now() < deadline && !etcd::peer_serving(ip, Duration::from_millis(200)) {
                 std::thread::sleep(Duration::from_millis(5));
             }
         })
@@ -426,16 +424,10 @@ impl Supervisor {
             if healthy == st.len() && self.leader().is_some() {
                 return Ok(());
             }
-            if let Some(h) = st
-                .iter()
-                .find(|v| !v.running && self.members.lock().is_ok_and(|m| m.contains_key(&v.host)))
-                .map(|v| &v.host)
-            {
-                return Err(LabError::Lab(format!(
-                    "etcd on `{}` exited during start-up; its log is {}",
-                    self.plan.hosts[*h].name,
-                    self.dir.join("logs").join(format!("{}.log", self.plan.hosts[*h].name)).display()
-                )));
+            if let Some(v) = st.iter().find(|v| !v.running && lock(&self.members).contains_key(&v.host)) {
+                let host = self.plan.hosts[v.host].name.clone();
+                let log = self.dir.join("logs").join(format!("{host}.log"));
+                return Err(LabError::MemberExited { host, log });
             }
             if Instant::now() > deadline {
                 let detail: Vec<String> = st
@@ -448,11 +440,7 @@ impl Supervisor {
                         )
                     })
                     .collect();
-                return Err(LabError::Lab(format!(
-                    "etcd formed no quorum in {} s ({})",
-                    timeout.as_secs(),
-                    detail.join("; ")
-                )));
+                return Err(LabError::NoQuorum { secs: timeout.as_secs(), detail: detail.join("; ") });
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -460,9 +448,9 @@ impl Supervisor {
 
     fn start_probes(&self) -> Result<(), LabError> {
         let timeout = Duration::from_millis(probe_timeout_ms(&self.plan));
-        for &a in &self.plan.agents {
+        for (ordinal, &a) in self.plan.agents.iter().enumerate() {
             let (plan, probes) = (self.plan.clone(), self.probes.clone());
-            sys::spawn_in_netns_thread(&self.plan.hosts[a].ns, move || probe::run(plan, a, probes, timeout))?;
+            system::netns_thread(&self.plan.hosts[a].ns, move || probe::run(plan, ordinal, probes, timeout))?;
         }
         Ok(())
     }
@@ -470,23 +458,13 @@ impl Supervisor {
     fn wait_first_writes(&self, timeout: Duration) -> Result<(), LabError> {
         let deadline = Instant::now() + timeout;
         loop {
-            let log = self.probes.snapshot(0);
-            let missing: Vec<&str> = self
-                .plan
-                .agents
-                .iter()
-                .map(|&a| self.plan.hosts[a].name.as_str())
-                .filter(|n| !log.iter().any(|w| w.agent == *n && w.acked_ms.is_some()))
-                .collect();
+            let missing = self.probes.without_ack();
             if missing.is_empty() {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(LabError::Lab(format!(
-                    "no write acknowledged for agent(s) {} in {} s",
-                    missing.join(", "),
-                    timeout.as_secs()
-                )));
+                let agents = missing.iter().map(|&o| self.plan.hosts[self.plan.agents[o]].name.clone()).collect();
+                return Err(LabError::FirstWrites { agents, secs: timeout.as_secs() });
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -496,7 +474,9 @@ impl Supervisor {
         let ai: Vec<usize> = a.iter().map(|n| self.host_index(n)).collect::<Result<_, _>>()?;
         let bi: Vec<usize> = b.iter().map(|n| self.host_index(n)).collect::<Result<_, _>>()?;
         match &self.fabric {
-            ActiveFabric::Kernel(_) => sys::nft(&self.plan.fabric_ns, &fabric::partition_script(&self.plan, &ai, &bi))?,
+            ActiveFabric::Kernel(_) => {
+                self.sys.nft(&self.plan.fabric_ns, &fabric::partition_script(&self.plan, &ai, &bi))?
+            }
             ActiveFabric::Userspace(switches) => {
                 let an: Vec<&str> = a.iter().map(String::as_str).collect();
                 let bn: Vec<&str> = b.iter().map(String::as_str).collect();
@@ -505,20 +485,16 @@ impl Supervisor {
                 }
             }
         }
-        if let Ok(mut p) = self.partitioned.lock() {
-            *p = true;
-        }
+        *lock(&self.partitioned) = true;
         Ok(())
     }
 
     fn heal(&self) -> Result<(), LabError> {
         match &self.fabric {
-            ActiveFabric::Kernel(_) => sys::nft(&self.plan.fabric_ns, &fabric::heal_script())?,
+            ActiveFabric::Kernel(_) => self.sys.nft(&self.plan.fabric_ns, &fabric::heal_script())?,
             ActiveFabric::Userspace(switches) => switches.iter().for_each(|s| s.heal()),
         }
-        if let Ok(mut p) = self.partitioned.lock() {
-            *p = false;
-        }
+        *lock(&self.partitioned) = false;
         Ok(())
     }
 
@@ -530,22 +506,23 @@ impl Supervisor {
                 .into_iter()
                 .find(|m| m.status.is_ok())
                 .map(|m| m.host)
-                .ok_or_else(|| LabError::Lab("no etcd member answers".into()))?,
+                .ok_or(LabError::NoMemberAnswers)?,
         };
         let writes = self.probes.snapshot(0);
         let acked: Vec<probe::Write> = writes.into_iter().filter(|w| w.acked_ms.is_some()).collect();
         let agents: Vec<String> = self.plan.agents.iter().map(|&a| self.plan.hosts[a].name.clone()).collect();
         let ip = self.plan.hosts[via].cluster_ip;
-        let stored = sys::in_netns(&self.plan.hosts[via].ns, move || {
+        let via_name = self.plan.hosts[via].name.clone();
+        let stored = system::in_netns(&self.plan.hosts[via].ns, move || {
             let mut all = BTreeMap::new();
             for a in agents {
-                for (k, v) in crate::etcd::range_prefix(ip, &probe::prefix(&a), Duration::from_secs(10))? {
+                for (k, v) in etcd::range_prefix(ip, &probe::prefix(&a), Duration::from_secs(10))? {
                     all.insert(k, v);
                 }
             }
-            Ok::<_, crate::etcd::EtcdError>(all)
+            Ok::<_, etcd::EtcdError>(all)
         })?
-        .map_err(|e| LabError::Lab(format!("reading the probes' keys back failed: {e}")))?;
+        .map_err(|e| LabError::ReadBack { via: via_name.clone(), message: e.to_string() })?;
         let mut lost = Vec::new();
         let mut mismatched = Vec::new();
         for w in &acked {
@@ -555,7 +532,7 @@ impl Supervisor {
                 Some(_) => {}
             }
         }
-        Ok(VerifyResult { via: self.plan.hosts[via].name.clone(), acked: acked.len(), lost, mismatched })
+        Ok(VerifyResult { via: via_name, acked: acked.len(), lost, mismatched })
     }
 
     fn status(&self) -> LabStatus {
@@ -570,7 +547,7 @@ impl Supervisor {
                 (m.host, MemberStatus { running: m.running, pid: m.pid, status, error })
             })
             .collect();
-        let profiles = self.profiles.lock().map(|p| p.clone()).unwrap_or_default();
+        let profiles = lock(&self.profiles).clone();
         let leader_id = members.values().filter_map(|m| m.status).map(|s| s.leader).next();
         let agree =
             leader_id.is_some_and(|l| l != 0 && members.values().filter_map(|m| m.status).all(|s| s.leader == l));
@@ -604,7 +581,7 @@ impl Supervisor {
                 })
                 .collect(),
             leader,
-            partitioned: self.partitioned.lock().map(|p| *p).unwrap_or(false),
+            partitioned: *lock(&self.partitioned),
         }
     }
 
@@ -617,7 +594,11 @@ impl Supervisor {
                 ok(self)
             }
             Request::Start { host } => {
-                self.start_member(self.host_index(&host)?, true)?;
+                let i = self.host_index(&host)?;
+                if !self.plan.hosts[i].is_server() {
+                    return Err(LabError::NotAServer { host });
+                }
+                self.start_member(i, true)?;
                 ok(self)
             }
             Request::Partition { a, b } => {
@@ -642,15 +623,7 @@ impl Supervisor {
                         });
                     }
                 }
-                if let Ok(mut p) = self.profiles.lock() {
-                    for (h, prof, name) in p.iter_mut() {
-                        if idx.contains(h) {
-                            *prof = profile;
-                            *name = profile_name.clone();
-                        }
-                    }
-                }
-                self.apply_profiles()?;
+                self.set_profiles(idx.into_iter().map(|h| (h, profile, profile_name.clone())).collect())?;
                 ok(self)
             }
             Request::Writes { since } => Ok(Response::Writes { writes: self.probes.snapshot(since) }),
@@ -699,13 +672,9 @@ impl Supervisor {
     /// Stops the probes and the members. Namespaces stay: `down` removes them.
     fn stop(self) {
         self.probes.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Ok(mut m) = self.members.lock() {
-            for member in m.values_mut() {
-                if let Some(mut c) = member.child.take() {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                }
-                let _ = member.rec.take();
+        for member in lock(&self.members).values_mut() {
+            if let Some(mut p) = member.process.take() {
+                p.kill();
             }
         }
         if let ActiveFabric::Userspace(switches) = self.fabric {

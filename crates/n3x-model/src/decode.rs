@@ -256,13 +256,13 @@ impl Decoder {
                 return None;
             }
         }?;
-        if !n.is_finite() || n < 0.0 {
+        if let Some(p) = profile_value_problem(key, n) {
             self.invalid(
                 Code::OutOfRange,
                 v.span(),
-                format!("`{}` must be a finite number of at least 0", t.dotted(key)),
-                "out of range",
-                "use 0 or a positive number".into(),
+                p.message(&format!("`{}`", t.dotted(key)), n),
+                p.label(),
+                p.help().into(),
             );
             return None;
         }
@@ -985,35 +985,13 @@ fn decode_lab(d: &mut Decoder, t: Option<Table<'_, '_>>) -> Lab {
             let path = format!("lab.profiles.{}", name.value);
             let anchor = k.span();
             let Some(p) = d.table(&path, anchor.clone(), v) else { continue };
-            d.deny_unknown(p, &["delay_ms", "jitter_ms", "loss_pct", "rate_mbit"]);
-            let mut prof = Profile {
+            d.deny_unknown(p, &PROFILE_FIELDS);
+            let prof = Profile {
                 delay_ms: d.number(p, "delay_ms").map(|n| n.value),
                 jitter_ms: d.number(p, "jitter_ms").map(|n| n.value),
                 loss_pct: d.number(p, "loss_pct").map(|n| n.value),
                 rate_mbit: d.number(p, "rate_mbit").map(|n| n.value),
             };
-            if let Some(l) = prof.loss_pct.filter(|l| *l > 100.0) {
-                let span = p.get("loss_pct").map_or(anchor.clone(), |v| v.span());
-                d.invalid(
-                    Code::OutOfRange,
-                    span,
-                    format!("`{path}.loss_pct` is {l}, more than 100"),
-                    "out of range",
-                    "a loss is a percentage from 0 to 100".into(),
-                );
-                prof.loss_pct = None;
-            }
-            if prof.rate_mbit == Some(0.0) {
-                let span = p.get("rate_mbit").map_or(anchor.clone(), |v| v.span());
-                d.invalid(
-                    Code::OutOfRange,
-                    span,
-                    format!("`{path}.rate_mbit` is 0: nothing would pass"),
-                    "zero rate",
-                    "use a positive rate, or a partition (`n3x lab partition`) to cut a link".into(),
-                );
-                prof.rate_mbit = None;
-            }
             lab.profiles.insert(name.value.clone(), (name, prof));
         }
     }

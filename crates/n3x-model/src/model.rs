@@ -239,6 +239,59 @@ pub struct Profile {
     pub rate_mbit: Option<f64>,
 }
 
+/// Why a value of a profile field cannot work. The inventory (`n3x check`) and `n3x lab
+/// impair` both judge values with [`profile_value_problem`], so they accept the same ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueProblem {
+    /// Negative, infinite or not a number.
+    NotFiniteOrNegative,
+    LossAbove100,
+    /// A rate of 0 lets nothing through.
+    ZeroRate,
+}
+
+impl ValueProblem {
+    /// The message, with `name` the field as the user wrote it (a TOML path or a flag).
+    pub fn message(self, name: &str, value: f64) -> String {
+        match self {
+            ValueProblem::NotFiniteOrNegative => format!("{name} must be a finite number of at least 0"),
+            ValueProblem::LossAbove100 => format!("{name} is {value}, more than 100"),
+            ValueProblem::ZeroRate => format!("{name} is 0: nothing would pass"),
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ValueProblem::NotFiniteOrNegative | ValueProblem::LossAbove100 => "out of range",
+            ValueProblem::ZeroRate => "zero rate",
+        }
+    }
+
+    pub fn help(self) -> &'static str {
+        match self {
+            ValueProblem::NotFiniteOrNegative => "use 0 or a positive number",
+            ValueProblem::LossAbove100 => "a loss is a percentage from 0 to 100",
+            ValueProblem::ZeroRate => "use a positive rate, or a partition (`n3x lab partition`) to cut a link",
+        }
+    }
+}
+
+/// The fields of a lab profile, as the inventory names them.
+pub const PROFILE_FIELDS: [&str; 4] = ["delay_ms", "jitter_ms", "loss_pct", "rate_mbit"];
+
+/// Whether `value` can be a profile's `field` (one of [`PROFILE_FIELDS`]).
+pub fn profile_value_problem(field: &str, value: f64) -> Option<ValueProblem> {
+    if !value.is_finite() || value < 0.0 {
+        Some(ValueProblem::NotFiniteOrNegative)
+    } else if field == "loss_pct" && value > 100.0 {
+        Some(ValueProblem::LossAbove100)
+    } else if field == "rate_mbit" && value == 0.0 {
+        Some(ValueProblem::ZeroRate)
+    } else {
+        None
+    }
+}
+
 /// The built-in profiles, from inventory.md.
 pub const BUILTIN_PROFILES: &[(&str, Profile)] = &[
     ("default", Profile { delay_ms: None, jitter_ms: None, loss_pct: None, rate_mbit: None }),
@@ -275,5 +328,24 @@ impl Lab {
             }
         }
         names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_values_are_judged_by_one_rule() {
+        for bad in [f64::NAN, f64::INFINITY, -1.0] {
+            for f in PROFILE_FIELDS {
+                assert_eq!(profile_value_problem(f, bad), Some(ValueProblem::NotFiniteOrNegative), "{f} = {bad}");
+            }
+        }
+        assert_eq!(profile_value_problem("loss_pct", 100.5), Some(ValueProblem::LossAbove100));
+        assert_eq!(profile_value_problem("loss_pct", 100.0), None);
+        assert_eq!(profile_value_problem("rate_mbit", 0.0), Some(ValueProblem::ZeroRate));
+        assert_eq!(profile_value_problem("delay_ms", 0.0), None);
+        assert_eq!(ValueProblem::LossAbove100.message("--loss-pct", 150.0), "--loss-pct is 150, more than 100");
     }
 }

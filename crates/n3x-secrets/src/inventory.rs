@@ -54,9 +54,15 @@ impl InventoryEdit {
 
     /// Sets `hosts.<host>.age`, keeping the decoration (e.g. a trailing comment) of an old value.
     pub fn set_host_age(&mut self, host: &str, recipient: &str) -> Result<Change, Error> {
+        let known: Vec<String> = self
+            .doc
+            .get("hosts")
+            .and_then(Item::as_table_like)
+            .map(|h| h.iter().map(|(k, _)| k.to_owned()).collect())
+            .unwrap_or_default();
         let hosts = self.doc.as_table_mut().get_mut("hosts").and_then(Item::as_table_like_mut);
         let Some(entry) = hosts.and_then(|h| h.get_mut(host)).and_then(Item::as_table_like_mut) else {
-            return Err(Error::UnknownHost { host: host.to_string() });
+            return Err(Error::UnknownHost { host: host.to_owned(), inventory: "n3x.toml".into(), known });
         };
         match entry.get_mut("age") {
             Some(Item::Value(Value::String(old))) if old.value() == recipient => Ok(Change::Unchanged),

@@ -99,17 +99,17 @@ pub fn ed25519_to_age_recipient(key: &[u8; 32]) -> Result<String, Error> {
         .decompress()
         .ok_or_else(|| Error::SshKey { reason: "the ed25519 key is not a point on the curve".into() })?;
     let u = point.to_montgomery().to_bytes();
-    let hrp = Hrp::parse("age").map_err(|_| Error::Internal("bech32 hrp `age`".into()))?;
-    bech32::encode::<Bech32>(hrp, &u).map_err(|_| Error::Internal("bech32 encoding".into()))
+    let hrp = Hrp::parse("age").map_err(|_| Error::Crypto { step: "bech32 prefix `age`" })?;
+    bech32::encode::<Bech32>(hrp, &u).map_err(|_| Error::Crypto { step: "bech32 encoding" })
 }
 
 /// ssh-to-age, private half: ed25519 seed -> `AGE-SECRET-KEY-1...`.
 pub fn ed25519_seed_to_age_identity(seed: &[u8; 32]) -> Result<Zeroizing<String>, Error> {
     let digest = Zeroizing::new(Sha512::digest(seed));
-    let hrp = Hrp::parse("AGE-SECRET-KEY-").map_err(|_| Error::Internal("bech32 hrp".into()))?;
+    let hrp = Hrp::parse("AGE-SECRET-KEY-").map_err(|_| Error::Crypto { step: "bech32 prefix" })?;
     bech32::encode_upper::<Bech32>(hrp, &digest[..32])
         .map(Zeroizing::new)
-        .map_err(|_| Error::Internal("bech32 encoding".into()))
+        .map_err(|_| Error::Crypto { step: "bech32 encoding" })
 }
 
 /// An ed25519 key pair (an SSH host key). The seed is wiped on drop.
@@ -335,7 +335,7 @@ impl Identities {
             Ok(pair) => {
                 let converted = pair.to_age_identity()?;
                 let id = age::x25519::Identity::from_str(&converted)
-                    .map_err(|_| Error::Internal("ssh-to-age produced an invalid identity".into()))?;
+                    .map_err(|_| Error::Crypto { step: "ssh-to-age identity" })?;
                 recipients.push(id.to_public().to_string());
                 recipients.push(pair.public.to_line());
                 list.push(Box::new(id));

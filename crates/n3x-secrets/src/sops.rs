@@ -60,7 +60,7 @@ fn encrypt_value(key: &DataKey, plaintext: &[u8], aad: &str, kind: &str) -> Resu
     let sealed = key
         .cipher()
         .encrypt(Nonce::<U32>::from_slice(&iv), Payload { msg: plaintext, aad: aad.as_bytes() })
-        .map_err(|_| Error::Internal("AES-GCM encryption failed".into()))?;
+        .map_err(|_| Error::Crypto { step: "AES-GCM encryption" })?;
     let (data, tag) = sealed.split_at(sealed.len() - 16);
     Ok(format!("ENC[AES256_GCM,data:{},iv:{},tag:{},type:{kind}]", B64.encode(data), B64.encode(iv), B64.encode(tag)))
 }
@@ -494,7 +494,7 @@ pub fn encrypt_flat(
             && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
             && !k.ends_with("_unencrypted");
         if !ok {
-            return Err(Error::Internal(format!("secret key `{k}` is not a plain key")));
+            return Err(Error::InvalidKeyName { key: k.to_string() });
         }
         mac.update(v.as_bytes());
         let enc =
@@ -521,15 +521,15 @@ pub fn encrypt_flat(
 
 fn encrypt_armored(recipient: &dyn age::Recipient, data: &[u8]) -> Result<String, Error> {
     use std::io::Write;
-    let fail = |_| Error::Internal("age encryption failed".into());
+    let fail = |_| Error::Crypto { step: "age encryption" };
     let encryptor = age::Encryptor::with_recipients(std::iter::once(recipient))
-        .map_err(|_| Error::Internal("age encryptor".into()))?;
+        .map_err(|_| Error::Crypto { step: "age encryptor setup" })?;
     let mut buf = Vec::new();
     let armor = age::armor::ArmoredWriter::wrap_output(&mut buf, age::armor::Format::AsciiArmor).map_err(fail)?;
     let mut w = encryptor.wrap_output(armor).map_err(fail)?;
     w.write_all(data).map_err(fail)?;
     w.finish().and_then(|a| a.finish()).map_err(fail)?;
-    String::from_utf8(buf).map_err(|_| Error::Internal("armor is not UTF-8".into()))
+    String::from_utf8(buf).map_err(|_| Error::Crypto { step: "age armor (not UTF-8)" })
 }
 
 fn hex_upper(bytes: &[u8]) -> String {

@@ -1,5 +1,6 @@
-//! Command-line arguments, stage one: what the user typed, parsed by clap. Doc comments
-//! here are the `--help` text.
+//! Command-line arguments, stage one: what the user typed, parsed by clap. Every clap type
+//! of n3x is here, and nothing else is; `config.rs` validates them into plain structs.
+//! Doc comments here are the `--help` text.
 
 use std::path::PathBuf;
 
@@ -10,7 +11,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Without -f, n3x reads ./n3x.toml, or the embedded reference cluster (three N100
 /// servers, two Jetson agents) when there is none.
 ///
-/// Exit status: 0 success, 1 the inventory has errors, 2 bad usage or an unreadable file.
+/// Exit status: 0 success; 1 the inventory has errors (or `secrets check` found
+/// problems); 2 bad usage or an unreadable file; 3 this machine lacks what the lab needs
+/// (nothing was created); 4 a lab scenario failed; 5 the lab is not in the state the
+/// command needs, or failed; 130/143 interrupted by SIGINT/SIGTERM (the lab was removed).
 #[derive(Debug, Parser)]
 #[command(name = "n3x", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
@@ -37,10 +41,10 @@ pub enum Command {
     Show(ShowArgs),
     /// Emulate the cluster on this machine: namespaces, real etcd, scenarios (needs root).
     #[command(subcommand)]
-    Lab(crate::lab::LabCommand),
+    Lab(LabCommand),
     /// Age identities, .sops.yaml and k3s tokens in SOPS files (sops-nix reads them).
     #[command(subcommand)]
-    Secrets(crate::secrets::SecretsCommand),
+    Secrets(SecretsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -75,4 +79,267 @@ pub struct ShowArgs {
 pub enum Format {
     Human,
     Json,
+}
+
+// ---- n3x lab ----
+
+const LAB_TARGET_HELP: &str = "Which lab: --cluster NAME, else the cluster of -f FILE, else the one lab that is up.";
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Build the lab and return; a supervisor process keeps it running.
+    ///
+    /// Each host becomes a network namespace (n3x-<cluster>-<host>), each network an L2
+    /// segment, each server runs a real etcd member with the inventory's timings, and each
+    /// agent runs a probe writing through any server. Returns once etcd has quorum and every
+    /// agent's first write is acknowledged.
+    #[command(
+        after_help = "Examples:\n  sudo n3x lab up\n  sudo n3x lab up -f site.toml --fabric userspace --profile constrained"
+    )]
+    Up(UpArgs),
+    /// Show the running lab: hosts, etcd members, the leader.
+    #[command(after_help = LAB_TARGET_HELP)]
+    Status(TargetArgs),
+    /// Run a command inside a lab host's network namespace.
+    #[command(after_help = "Example:\n  sudo n3x lab exec n100-1 -- ip -br addr")]
+    Exec(ExecArgs),
+    /// Print a host's log: etcd's for servers, the probe's recent writes for agents.
+    #[command(after_help = "Example:\n  sudo n3x lab logs jetson-1 -n 20")]
+    Logs(LogsArgs),
+    /// Change the impairment of hosts' links (what each host sends) in the running lab.
+    #[command(
+        after_help = "Examples:\n  sudo n3x lab impair jetson-1 --profile lossy\n  sudo n3x lab impair n100-2 --delay-ms 20 --loss-pct 1"
+    )]
+    Impair(ImpairArgs),
+    /// Cut hosts off from others (both directions, every network) until `heal`.
+    #[command(
+        after_help = "Examples:\n  sudo n3x lab partition n100-1                 # from every other host\n  sudo n3x lab partition n100-1 --from n100-2,n100-3"
+    )]
+    Partition(PartitionArgs),
+    /// Remove every partition (impairments stay).
+    #[command(after_help = LAB_TARGET_HELP)]
+    Heal(TargetArgs),
+    /// Remove everything the lab created. Idempotent; works after a crash.
+    #[command(
+        after_help = "Which lab: --cluster NAME, else the cluster of -f FILE, else the one lab that is up.\n\nExamples:\n  sudo n3x lab down\n  sudo n3x lab down --cluster gen"
+    )]
+    Down(TargetArgs),
+    /// Up, run scenarios, write the report, down. Exit 0 only if every scenario passed.
+    ///
+    /// Scenarios: formation, server-loss, quorum-loss, partition (the default set) and
+    /// profiles. Writes report.json and junit.xml into --report. Exit status: 0 every
+    /// scenario passed; 4 one failed; 2 the report could not be written; 5 the lab could not
+    /// be removed completely (run `n3x lab down`).
+    #[command(after_help = "Examples:\n  sudo n3x lab run\n  sudo n3x lab run --scenario partition --report out/")]
+    Run(RunArgs),
+    /// Internal: the lab's supervisor process.
+    #[command(hide = true)]
+    Supervise {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FabricArg {
+    /// kernel when it can do every impairment asked for, else userspace
+    Auto,
+    /// bridges + veth; netem (if present), tbf, nftables
+    Kernel,
+    /// TAP devices + the n3x switch: seeded delay, jitter, loss, rate
+    Userspace,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    #[arg(long, value_enum, default_value_t = FabricArg::Auto)]
+    pub fabric: FabricArg,
+    /// Apply this profile to every host's links, instead of the inventory's.
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// The etcd binary (default: `etcd` on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub etcd: Option<PathBuf>,
+    /// Milliseconds between two writes of one agent's probe (at least 10). Default: 100,
+    /// or one per agent above 100 agents, so a big lab writes about 1000 times a second.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(n3x_lab::preflight::MIN_PROBE_INTERVAL_MS..))]
+    pub probe_interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// The lab's cluster name.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Print JSON (status).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    pub host: String,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    pub host: String,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Lines to print from the end.
+    #[arg(short = 'n', long, default_value_t = 50)]
+    pub lines: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ImpairArgs {
+    /// Hosts whose links to impair.
+    #[arg(required = true)]
+    pub hosts: Vec<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// A built-in or inventory profile.
+    #[arg(long, conflicts_with_all = ["delay_ms", "jitter_ms", "loss_pct", "rate_mbit"])]
+    pub profile: Option<String>,
+    /// Added one-way delay of what these hosts send.
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
+    pub delay_ms: Option<f64>,
+    /// Jitter around the delay (normal distribution's standard deviation).
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
+    pub jitter_ms: Option<f64>,
+    /// Share of frames dropped, 0 to 100.
+    #[arg(long, value_name = "PCT", allow_negative_numbers = true)]
+    pub loss_pct: Option<f64>,
+    /// Rate limit, above 0.
+    #[arg(long, value_name = "MBIT", allow_negative_numbers = true)]
+    pub rate_mbit: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct PartitionArgs {
+    /// Hosts to cut off, comma-separated.
+    #[arg(value_delimiter = ',', required = true)]
+    pub hosts: Vec<String>,
+    /// Cut them from these hosts only (default: every other host).
+    #[arg(long, value_delimiter = ',')]
+    pub from: Vec<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub up: UpArgs,
+    /// A scenario to run (repeat for several); default: formation, server-loss, quorum-loss, partition.
+    #[arg(long = "scenario", value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(n3x_lab::scenario::BUILTIN))]
+    pub scenarios: Vec<String>,
+    /// Directory for report.json and junit.xml.
+    #[arg(long, default_value = "n3x-lab-report", value_name = "DIR")]
+    pub report: PathBuf,
+    /// Leave the lab up after the scenarios (tear it down later with `n3x lab down`).
+    #[arg(long)]
+    pub keep: bool,
+}
+
+// ---- n3x secrets ----
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Create your admin age identity (or reuse yours) and add it to `[secrets].admins`.
+    ///
+    /// Uses $SOPS_AGE_KEY_FILE, else $XDG_CONFIG_HOME/sops/age/keys.txt, else
+    /// ~/.config/sops/age/keys.txt: where sops looks. A new key file is written 0600.
+    #[command(after_help = "Examples:\n  n3x secrets init\n  SOPS_AGE_KEY_FILE=~/keys/n3x.txt n3x secrets init")]
+    Init(InitArgs),
+    /// Record a host's age recipient, derived from its ed25519 SSH host key like ssh-to-age.
+    ///
+    /// With --generate, creates the host key pair for a machine not yet installed, in
+    /// <DIR>/etc/ssh/ssh_host_ed25519_key (0600) and .pub, for nixos-anywhere
+    /// `--extra-files <DIR>`. DIR defaults to $XDG_DATA_HOME/n3x/<cluster>/extra-files/<host>
+    /// (~/.local/share/...), outside the repository, so the private key can never be
+    /// committed or copied into the Nix store with the flake.
+    #[command(
+        after_help = "Examples:\n  n3x secrets add-host n100-1 \"$(ssh-keyscan -t ed25519 192.168.200.11 2>/dev/null | cut -d' ' -f2-)\"\n  n3x secrets add-host n100-2 ./n100-2.pub\n  n3x secrets add-host jetson-1 --generate\n  nixos-anywhere --extra-files ~/.local/share/n3x/n3x/extra-files/jetson-1 ..."
+    )]
+    AddHost(AddHostArgs),
+    /// Write the k3s token files, encrypted to exactly the hosts that need them.
+    ///
+    /// [secrets].file (k3s-token, k3s-agent-token) is readable by admins and servers; the
+    /// agent file (k3s-agent-token, same path with -agent before the extension) by admins,
+    /// servers and agents. Keeps existing tokens (decrypting them with your admin key) and
+    /// re-encrypts when recipients changed; also writes .sops.yaml.
+    Tokens(TokensArgs),
+    /// Replace both k3s tokens with new random ones and re-encrypt both files.
+    Rotate(TokensArgs),
+    /// Verify recipients, that no plaintext secret is in the repository, and key permissions.
+    ///
+    /// Prints one line per problem and exits 1 if there is any. With an admin key available
+    /// it also decrypts both files (verifying their MACs) and searches the repository for the
+    /// token values.
+    Check(TokensArgs),
+    /// Print one decrypted value, for debugging. Reads files written by sops too.
+    #[command(
+        after_help = "Examples:\n  n3x secrets decrypt --key ~/.config/sops/age/keys.txt k3s-token\n  n3x secrets decrypt --key /etc/ssh/ssh_host_ed25519_key --sops secrets/k3s-agent.yaml k3s-agent-token"
+    )]
+    Decrypt(DecryptArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// Where the admin identity lives (instead of the sops locations).
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AddHostArgs {
+    /// The host, as named in n3x.toml.
+    pub host: String,
+    /// The host's SSH public key (`ssh-ed25519 AAAA...`) or a file holding it.
+    #[arg(required_unless_present = "generate", conflicts_with = "generate")]
+    pub public_key: Option<String>,
+    /// Generate the host's ed25519 key pair (for a machine not installed yet).
+    #[arg(long)]
+    pub generate: bool,
+    /// The extra-files directory for --generate.
+    #[arg(long, value_name = "DIR", requires = "generate")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+}
+
+#[derive(Debug, Args)]
+pub struct TokensArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// Your admin identity (age key file or SSH private key); default: the sops locations.
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// An age identity file or an SSH private key (ed25519 keys also match their ssh-to-age
+    /// `age1` recipient, as on sops-nix hosts).
+    #[arg(long, value_name = "PATH")]
+    pub key: PathBuf,
+    /// The SOPS file; default: `[secrets].file` of the inventory.
+    #[arg(long, value_name = "FILE")]
+    pub sops: Option<PathBuf>,
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// The value's key; nested keys separated by `/` as in sops-nix (`a/b/c`).
+    pub key_path: String,
 }

@@ -17,3 +17,29 @@ pub const SCENARIO_FAILED: u8 = 4;
 /// The lab is not in the state the command needs (none up, already up, busy), or it
 /// failed while running.
 pub const LAB: u8 = 5;
+/// Killed by a signal while `lab up` or `lab run` worked: 128 + the signal number, the
+/// shell's convention. The lab was removed first.
+pub const INTERRUPTED_BASE: u8 = 128;
+/// Ctrl-C (SIGINT).
+pub const INTERRUPTED_SIGINT: u8 = INTERRUPTED_BASE + 2;
+/// SIGTERM.
+pub const INTERRUPTED_SIGTERM: u8 = INTERRUPTED_BASE + 15;
+
+/// The exit code for an interruption by signal `sig`.
+pub fn interrupted(sig: i32) -> i32 {
+    match sig {
+        signal_hook::consts::SIGINT => i32::from(INTERRUPTED_SIGINT),
+        signal_hook::consts::SIGTERM => i32::from(INTERRUPTED_SIGTERM),
+        other => i32::from(INTERRUPTED_BASE) + other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn interruptions_follow_the_shell_convention() {
+        assert_eq!(super::interrupted(signal_hook::consts::SIGINT), 130);
+        assert_eq!(super::interrupted(signal_hook::consts::SIGTERM), 143);
+        assert_eq!(super::interrupted(signal_hook::consts::SIGHUP), 129);
+    }
+}

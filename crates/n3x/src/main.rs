@@ -1,13 +1,17 @@
-//! The `n3x` command-line tool. Parses arguments, loads the inventory, runs the command,
-//! and maps every outcome to a documented exit code (see `exit`).
+//! The `n3x` command-line tool: parses the arguments once, calls a library, renders what
+//! it returns, and maps every outcome to a documented exit code (`exit.rs`). Errors take
+//! one path: each command returns `Result<exit code, Error>` and `main` renders the error.
 
 mod cli;
+mod config;
+mod error;
 mod exit;
+mod inventory;
 mod lab;
+mod progress;
 mod render;
 mod secrets;
 mod show;
-mod source;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -15,26 +19,24 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command, Format};
+use error::Error;
+use inventory::Purpose;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let code = match cli.command {
+    let outcome = match cli.command {
         Command::Check(args) => check(&args),
         Command::Show(args) => show(&args),
         Command::Lab(cmd) => lab::run(cmd),
         Command::Secrets(cmd) => secrets::run(cmd),
     };
-    ExitCode::from(code)
-}
-
-/// Prints a one-line error with its fix and returns the exit code.
-pub(crate) fn fail(message: &str, help: &str, code: u8) -> u8 {
-    eprintln!("error: {message}\n  help: {help}");
-    code
-}
-
-pub(crate) fn load(file: Option<&std::path::Path>) -> Result<source::Source, u8> {
-    source::load(file).map_err(|e| fail(&e.to_string(), &e.help(), exit::USAGE_OR_IO))
+    ExitCode::from(match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprint!("{}", e.render());
+            e.exit_code()
+        }
+    })
 }
 
 /// Writes to stdout; a closed pipe (`n3x show | head`) is not an error worth a panic.
@@ -43,45 +45,27 @@ pub(crate) fn print_stdout(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 
-fn check(args: &cli::CheckArgs) -> u8 {
-    let src = match load(args.inventory.file.as_deref()) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+fn check(args: &cli::CheckArgs) -> Result<u8, Error> {
+    let src = inventory::load(args.inventory.file.as_deref())?;
     let analysis = n3x_model::analyze(&src.text);
     match args.format {
         Format::Human => eprint!("{}", render::human(&src.name, &src.text, &analysis, render::color_stderr())),
         Format::Json => print_stdout(&format!("{}\n", render::json(&src.name, &src.text, &analysis))),
     }
     let warnings_fail = args.deny_warnings && analysis.warnings().next().is_some();
-    if analysis.has_errors() || warnings_fail { exit::INVENTORY } else { exit::OK }
+    Ok(if analysis.has_errors() || warnings_fail { exit::INVENTORY } else { exit::OK })
 }
 
-fn show(args: &cli::ShowArgs) -> u8 {
-    let src = match load(args.inventory.file.as_deref()) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let analysis = n3x_model::analyze(&src.text);
-    let resolved = match analysis.resolve() {
-        Ok(r) => r,
-        Err(_) => {
-            // Show the problems themselves, not only their count.
-            eprint!("{}", render::human(&src.name, &src.text, &analysis, render::color_stderr()));
-            return fail(
-                &format!("cannot show `{}`: it has errors", src.name),
-                "fix the errors above (`n3x check` lists them), then run `n3x show` again",
-                exit::INVENTORY,
-            );
-        }
-    };
+fn show(args: &cli::ShowArgs) -> Result<u8, Error> {
+    let loaded = inventory::resolve(args.inventory.file.as_deref(), Purpose::Show)?;
     if args.json {
-        match serde_json::to_string_pretty(&resolved) {
-            Ok(j) => print_stdout(&format!("{j}\n")),
-            Err(e) => return fail(&format!("cannot encode JSON: {e}"), "report this as a bug", exit::USAGE_OR_IO),
-        }
+        let json = serde_json::to_string_pretty(&loaded.resolved).map_err(|e| Error::Usage {
+            message: format!("cannot encode JSON: {e}"),
+            help: "report this as a bug".into(),
+        })?;
+        print_stdout(&format!("{json}\n"));
     } else {
-        print_stdout(&show::text(&resolved));
+        print_stdout(&show::text(&loaded.resolved));
     }
-    exit::OK
+    Ok(exit::OK)
 }

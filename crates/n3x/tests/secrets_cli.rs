@@ -139,7 +139,7 @@ fn full_flow_least_privilege_and_sops_nix_decryption() {
 
     // Each host decrypts with its SSH host key (ssh-to-age, as sops-nix does).
     let decrypt = |key: &Path, file: &str, path: &str| {
-        env.run(&["decrypt", "--key", key.to_str().unwrap(), "--file", file, path])
+        env.run(&["decrypt", "--key", key.to_str().unwrap(), "--sops", file, path])
     };
     for k in &keys[..3] {
         assert_eq!(text(&decrypt(k, "secrets/k3s.yaml", "k3s-token").stdout), format!("{}\n", server[0].1));

@@ -1,5 +1,6 @@
-//! Where the inventory comes from: `-f FILE`, `-f -` (standard input), `./n3x.toml`, or
-//! the reference inventory embedded in the binary.
+//! Where the inventory comes from (`-f FILE`, `-f -` for standard input, `./n3x.toml`, or
+//! the reference inventory embedded in the binary), and the one place that reads, checks
+//! and resolves it for every command, or returns its errors rendered.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -62,4 +63,50 @@ fn decode(path: PathBuf, bytes: Vec<u8>) -> Result<Source, SourceError> {
     let text = String::from_utf8(bytes)
         .map_err(|e| SourceError::NotUtf8 { path: path.clone(), offset: e.utf8_error().valid_up_to() })?;
     Ok(Source { name: path.display().to_string(), text })
+}
+
+/// What a command needs the inventory for, for the message when it has errors.
+#[derive(Clone, Copy, Debug)]
+pub enum Purpose {
+    Show,
+    Lab,
+    Secrets,
+}
+
+impl Purpose {
+    pub fn verb(self) -> &'static str {
+        match self {
+            Purpose::Show => "show",
+            Purpose::Lab => "build a lab from",
+            Purpose::Secrets => "manage the secrets of",
+        }
+    }
+
+    pub fn help(self) -> &'static str {
+        match self {
+            Purpose::Show | Purpose::Secrets => "fix the errors above (`n3x check` lists them), then try again",
+            Purpose::Lab => "fix the errors above (`n3x check` lists them); nothing was created",
+        }
+    }
+}
+
+/// A read, checked and resolved inventory.
+pub struct Loaded {
+    pub source: Source,
+    pub resolved: n3x_model::Resolved,
+}
+
+/// Reads the inventory and resolves it; if it has errors, returns them rendered, so every
+/// command shows the same diagnostics the same way.
+pub fn resolve(file: Option<&Path>, purpose: Purpose) -> Result<Loaded, crate::error::Error> {
+    let source = load(file)?;
+    let analysis = n3x_model::analyze(&source.text);
+    match analysis.resolve() {
+        Ok(resolved) => Ok(Loaded { source, resolved }),
+        Err(_) => Err(crate::error::Error::Inventory {
+            diagnostics: crate::render::human(&source.name, &source.text, &analysis, crate::render::color_stderr()),
+            name: source.name,
+            purpose,
+        }),
+    }
 }
