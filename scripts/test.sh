@@ -12,7 +12,7 @@ echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== tests"
 # Snapshots never update themselves here: a changed output fails. The lab and switch
-# tests need root and etcd; without them they print SKIPPED.
+# tests need root and etcd; without them they print SKIPPED, and fail when CI is set.
 INSTA_UPDATE=no cargo test --workspace
 echo "== lab scenarios (root)"
 if [[ $(id -u) -eq 0 ]]; then
@@ -24,6 +24,9 @@ if [[ $(id -u) -eq 0 ]]; then
   timeout 600 ./target/release/n3x lab run --scenario profiles --report "$report/profiles"
   # A second cluster: five servers, kernel fabric chosen automatically.
   timeout 600 ./target/release/n3x lab run -f examples/five-servers.toml --report "$report/five-servers"
+elif [[ -n "${CI:-}" && "${CI}" != 0 && "${CI}" != false ]]; then
+  echo "lab scenarios need root, and CI is set: a skip is a failure here (run as root)" >&2
+  exit 1
 else
   echo "SKIPPED: lab scenarios need root"
 fi

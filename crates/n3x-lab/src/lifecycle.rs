@@ -279,6 +279,12 @@ fn restore_sysctls(sys: &dyn System, root: &Path, cluster: &str, recs: &[SysctlR
     }
 }
 
+/// The plan a lab was built with, as its `up` recorded it (None if it never got that far).
+pub fn recorded_plan(root: &Path, cluster: &str) -> Option<LabPlan> {
+    let bytes = std::fs::read(root.join(cluster).join(OPTIONS_FILE)).ok()?;
+    serde_json::from_slice::<LabOptions>(&bytes).ok().map(|o| o.plan)
+}
+
 /// The clusters that have a lab record under `root` (up, or crashed and not yet removed).
 pub fn labs(root: &Path) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(root)

@@ -32,8 +32,9 @@ fn ssh_to_age_matches_age_keygen() {
     if !common::tool_available("age")
         || !common::tool_available("ssh-keygen") && !std::path::Path::new("/usr/bin/ssh-keygen").exists()
     {
-        eprintln!(
-            "SKIPPED ssh_to_age_matches_age_keygen: needs `age` and `ssh-keygen` (apt-get install age openssh-client)"
+        n3x_testkit::skip(
+            "ssh_to_age_matches_age_keygen",
+            "needs `age` and `ssh-keygen` (apt-get install age openssh-client)",
         );
         return;
     }
@@ -110,7 +111,7 @@ fn generated_host_keys_are_valid_openssh() {
         let theirs = SshPublicKey::parse(&String::from_utf8(out.stdout).unwrap()).unwrap();
         assert_eq!(theirs.key, pair.public.key);
     } else {
-        eprintln!("SKIPPED ssh-keygen part: apt-get install openssh-client");
+        n3x_testkit::skip("generated_host_keys_are_valid_openssh (ssh-keygen part)", "apt-get install openssh-client");
     }
 }
 

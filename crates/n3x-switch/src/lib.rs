@@ -8,7 +8,7 @@
 //! so the round trip between A and B carries the delay of both.
 //!
 //! The deterministic part ([`LinkPipeline`], [`Rng`]) has no clock and no IO; the
-//! [`Switch`] feeds it real arrival times. See `DESIGN.md`.
+//! [`Switch`] feeds it real arrival times. ARCHITECTURE.md (`crates/n3x-switch`) explains the design.
 
 mod frame;
 mod impair;

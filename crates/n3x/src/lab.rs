@@ -174,7 +174,12 @@ fn target(t: &TargetArgs) -> Result<Target, Error> {
                 .map(|r| plan::plan(&r, None)),
         ),
     };
-    Ok(target::choose(t.cluster.as_deref(), inventory, &lifecycle::labs(&root()))?)
+    let mut tg = target::choose(t.cluster.as_deref(), inventory, &lifecycle::labs(&root()))?;
+    // The inventory at hand may describe another cluster: the lab knows its own plan.
+    if tg.plan.is_none() {
+        tg.plan = lifecycle::recorded_plan(&root(), &tg.cluster);
+    }
+    Ok(tg)
 }
 
 /// The target lab, which must be running.

@@ -12,18 +12,15 @@ use std::sync::Mutex;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn can_run() -> bool {
-    let root = nix_is_root();
-    let etcd = Command::new("sh").args(["-c", "command -v etcd"]).output().is_ok_and(|o| o.status.success());
+    let root = n3x_testkit::is_root();
+    let etcd = n3x_testkit::have("etcd");
     if !root || !etcd {
-        eprintln!("SKIPPED: the lab tests need root and etcd (root: {root}, etcd: {etcd})");
+        n3x_testkit::skip(
+            "lab test",
+            &format!("the lab tests need root and etcd (root: {root}, etcd: {etcd}; apt-get install etcd-server)"),
+        );
     }
     root && etcd
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
-        .unwrap_or(false)
 }
 
 fn dir(name: &str) -> PathBuf {
@@ -210,6 +207,13 @@ fn two_labs_side_by_side() {
     let again = n3x(&cwd, &["lab", "up", "-f", a.to_str().unwrap()], &[]);
     assert_eq!(again.status.code(), Some(5), "{}", text(&again));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already up"));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("`n3x lab down --cluster pair-a`"), "{}", text(&again));
+    // Two labs up and none named: the command lists them, with commands that work.
+    let which = n3x(&cwd, &["lab", "status"], &[]);
+    assert_eq!(which.status.code(), Some(5), "{}", text(&which));
+    let err = String::from_utf8_lossy(&which.stderr);
+    assert!(err.contains("2 labs are up (pair-a, pair-b)"), "{err}");
+    assert!(err.contains("`n3x lab down --cluster pair-a` or `n3x lab down --cluster pair-b`"), "{err}");
 
     let down = n3x(&cwd, &["lab", "down", "-f", a.to_str().unwrap()], &[]);
     assert_eq!(down.status.code(), Some(0));
@@ -217,9 +221,50 @@ fn two_labs_side_by_side() {
     let st = n3x(&cwd, &["lab", "status", "--json", "-f", b.to_str().unwrap()], &[]);
     let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
     assert!(v["leader"].is_string(), "pair-b lost its leader when pair-a went down: {}", text(&st));
+    // One lab up: every lab command finds it without being told.
+    let st = n3x(&cwd, &["lab", "status", "--json"], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap_or_default();
+    assert_eq!(v["cluster"], "pair-b", "{}", text(&st));
     let down = n3x(&cwd, &["lab", "down", "-f", b.to_str().unwrap()], &[]);
     assert_eq!(down.status.code(), Some(0));
     assert_gone("pair-b", "after down of pair-b");
+}
+
+/// `n3x lab up -f gen.toml`, then every lab command without `-f` or `--cluster`: with one
+/// lab up, it is the one meant, whatever ./n3x.toml (here the embedded reference) names.
+#[test]
+fn the_only_lab_up_is_meant() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run() {
+        return;
+    }
+    let cwd = dir("lab-solo");
+    let inv = generated(&cwd, "solo", 3, 1);
+    let _ = n3x(&cwd, &["lab", "down", "--cluster", "solo"], &[]);
+    let up = n3x(&cwd, &["lab", "up", "-f", inv.to_str().unwrap()], &[]);
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up));
+    let st = n3x(&cwd, &["lab", "status"], &[]);
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st));
+    assert!(String::from_utf8_lossy(&st.stdout).starts_with("lab `solo`"), "{}", text(&st));
+    let logs = n3x(&cwd, &["lab", "logs", "node-00001", "-n", "3"], &[]);
+    assert_eq!(logs.status.code(), Some(0), "{}", text(&logs));
+    assert!(String::from_utf8_lossy(&logs.stdout).contains("write /n3x/probe/node-00001/"), "{}", text(&logs));
+    let nope = n3x(&cwd, &["lab", "logs", "nope"], &[]);
+    assert_eq!(nope.status.code(), Some(5), "{}", text(&nope));
+    assert!(String::from_utf8_lossy(&nope.stderr).contains("`nope` is not a host of lab `solo`"), "{}", text(&nope));
+    let heal = n3x(&cwd, &["lab", "heal"], &[]);
+    assert_eq!(heal.status.code(), Some(0), "{}", text(&heal));
+    let bad = n3x(&cwd, &["lab", "impair", "node-00001", "--rate-mbit", "inf"], &[]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("`--rate-mbit` must be a finite number"), "{}", text(&bad));
+    let down = n3x(&cwd, &["lab", "down"], &[]);
+    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("lab `solo` removed"), "{}", text(&down));
+    assert_gone("solo", "after `lab down` without naming it");
+    // Nothing up: commands say so and how to start one.
+    let none = n3x(&cwd, &["lab", "status"], &[]);
+    assert_eq!(none.status.code(), Some(5), "{}", text(&none));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("n3x lab up"), "{}", text(&none));
 }
 
 /// A missing etcd, running without root, an invalid inventory and a name collision each
@@ -284,7 +329,8 @@ fn kernel_fabric_refuses_delay_without_netem() {
     let o =
         n3x(&cwd, &["lab", "up", "-f", inv.to_str().unwrap(), "--fabric", "kernel", "--profile", "constrained"], &[]);
     if netem.success() {
-        eprintln!("SKIPPED: this kernel has netem, so the kernel fabric can delay");
+        // Not a missing tool: on a kernel with netem there is no refusal to test.
+        eprintln!("not applicable: this kernel has netem, so the kernel fabric can delay");
         let _ = n3x(&cwd, &["lab", "down", "--cluster", "delayed"], &[]);
         return;
     }
@@ -319,8 +365,11 @@ fn per_host_profiles_apply_to_that_hosts_links() {
     if !can_run() {
         return;
     }
-    if Command::new("sh").args(["-c", "command -v ping"]).output().map_or(true, |o| !o.status.success()) {
-        eprintln!("SKIPPED: ping is not installed");
+    if !n3x_testkit::have("ping") {
+        n3x_testkit::skip(
+            "per_host_profiles_apply_to_that_hosts_links",
+            "ping is not installed (apt-get install iputils-ping)",
+        );
         return;
     }
     let cwd = dir("lab-profiles");

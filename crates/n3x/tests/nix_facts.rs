@@ -4,8 +4,8 @@
 //! inventories and its JSON must equal `n3x show --json` exactly; the pure helpers the
 //! NixOS modules use (networkd units, k3s config, sops files, host ids) are checked against
 //! the same Rust facts; the flake's wiring is evaluated with stub inputs; and every `.nix`
-//! file in the repository must parse. Without `nix-instantiate` each test prints
-//! "SKIPPED: nix-instantiate not installed" and passes (CI installs Debian's `nix-bin`).
+//! file in the repository must parse. Without `nix-instantiate` each test is skipped (a
+//! failure when `CI` is set; CI installs Debian's `nix-bin`).
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ fn root() -> PathBuf {
 fn have_nix() -> bool {
     let ok = Command::new("nix-instantiate").arg("--version").output().is_ok_and(|o| o.status.success());
     if !ok {
-        println!("SKIPPED: nix-instantiate not installed");
+        n3x_testkit::skip("nix facts test", "nix-instantiate is not installed (apt-get install nix-bin)");
     }
     ok
 }

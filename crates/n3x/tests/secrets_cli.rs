@@ -114,7 +114,10 @@ fn have_ssh_keygen() -> bool {
 #[test]
 fn full_flow_least_privilege_and_sops_nix_decryption() {
     if !have_ssh_keygen() {
-        eprintln!("SKIPPED: needs ssh-keygen (apt-get install openssh-client)");
+        n3x_testkit::skip(
+            "full_flow_least_privilege_and_sops_nix_decryption",
+            "needs ssh-keygen (apt-get install openssh-client)",
+        );
         return;
     }
     let env = Env::new("flow");
@@ -229,7 +232,10 @@ fn inventory_edits_change_only_their_lines() {
 #[test]
 fn check_reports_each_problem_on_one_line() {
     if !have_ssh_keygen() {
-        eprintln!("SKIPPED: needs ssh-keygen (apt-get install openssh-client)");
+        n3x_testkit::skip(
+            "check_reports_each_problem_on_one_line",
+            "needs ssh-keygen (apt-get install openssh-client)",
+        );
         return;
     }
     let env = Env::new("check");
@@ -303,7 +309,7 @@ fn usage_errors_exit_2_with_help_and_never_echo_secrets() {
 fn tokens_never_appear_in_argv() {
     let traced = Command::new("strace").args(["-f", "-qq", "-e", "trace=execve", "-s", "4096", "true"]).output();
     if !traced.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED tokens_never_appear_in_argv: needs strace with ptrace allowed (apt-get install strace)");
+        n3x_testkit::skip("tokens_never_appear_in_argv", "needs strace with ptrace allowed (apt-get install strace)");
         return;
     }
     let env = Env::new("argv");

@@ -43,7 +43,7 @@ pub fn reference_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sops_reference.py")
 }
 
-/// Whether python3 with `cryptography` and the `age` CLI are here; prints SKIPPED otherwise.
+/// Whether python3 with `cryptography` and the `age` CLI are here; skips otherwise (a failure under CI).
 pub fn reference_available(test: &str) -> bool {
     let py = Command::new("python3")
         .args(["-c", "import cryptography.hazmat.primitives.ciphers.aead"])
@@ -52,8 +52,9 @@ pub fn reference_available(test: &str) -> bool {
         .is_ok_and(|s| s.success());
     let age = tool_available("age") && Command::new("age-keygen").arg("--version").output().is_ok();
     if !py || !age {
-        eprintln!(
-            "SKIPPED {test}: needs python3 with `cryptography` (pip install cryptography, or apt-get install python3-cryptography) and the `age` CLI (apt-get install age)"
+        n3x_testkit::skip(
+            test,
+            "needs python3 with `cryptography` (pip install cryptography, or apt-get install python3-cryptography) and the `age` CLI (apt-get install age)",
         );
     }
     py && age

@@ -3,7 +3,6 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -12,9 +11,9 @@ use nix::sched::{CloneFlags, setns};
 
 /// Tests that need root say so and return early when not root.
 pub fn root_or_skip(test: &str) -> bool {
-    let root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+    let root = n3x_testkit::is_root();
     if !root {
-        eprintln!("SKIPPED {test}: needs root (network namespaces and TAP devices); CI runs it as root");
+        n3x_testkit::skip(test, "needs root (network namespaces and TAP devices); CI runs it as root");
     }
     root
 }
