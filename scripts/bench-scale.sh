@@ -44,7 +44,8 @@ done
 now_ms() { date +%s%3N; }
 
 # One `lab up` + `lab down` with binary $1 on inventory $2 (cluster $3), extra args after.
-# Prints "quorum_ms ready_ms up_wall_ms down_ms peak_mib", with "-" for what failed.
+# Prints "quorum_ms ready_ms up_wall_ms down_ms peak_mib built_ms", with "-" for what
+# failed; built_ms is when the network was built (the first "starting etcd" step).
 lab_once() {
   local bin=$1 inv=$2 cluster=$3
   shift 3
@@ -54,6 +55,8 @@ lab_once() {
   t1=$(now_ms)
   q=$(sed -n 's/.*quorum in \([0-9]*\) ms.*/\1/p' <<<"$out")
   r=$(sed -n 's/.*ready in \([0-9]*\) ms.*/\1/p' <<<"$out")
+  local b
+  b=$(awk '/starting etcd on/ && match($0, /[0-9]+\.[0-9]+s\]/) { printf "%d", substr($0, RSTART, RLENGTH - 2) * 1000; exit }' <<<"$out")
   if [[ -f /run/n3x/$cluster/state.json ]]; then
     for p in $(python3 -c "import json;s=json.load(open('/run/n3x/$cluster/state.json'));print(' '.join(str(x['pid']) for x in ([s['supervisor']] if s.get('supervisor') else [])+s['processes']))"); do
       mem=$((mem + $(awk '/VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
@@ -63,10 +66,10 @@ lab_once() {
   "$bin" lab down --cluster "$cluster" >/dev/null 2>&1 || "$new" lab down --cluster "$cluster" >/dev/null 2>&1 || true
   local d=$(($(now_ms) - t2))
   if [[ -z $q ]]; then
-    echo "- - $((t1 - t0)) $d $((mem / 1024))"
+    echo "- - $((t1 - t0)) $d $((mem / 1024)) ${b:--}"
     grep -m1 '^error' <<<"$out" | cut -c1-160 >"$tmp/why.$cluster.$(basename "$bin")" || true
   else
-    echo "$q $r $((t1 - t0)) $d $((mem / 1024))"
+    echo "$q $r $((t1 - t0)) $d $((mem / 1024)) ${b:--}"
   fi
 }
 
@@ -85,7 +88,8 @@ run_size() {
 }
 
 echo "bench-scale: $(nproc) cores, $(uname -r), $runs run(s) per row, baseline $base_ref" >&2
-run_size reference n3x.toml n3x "$runs" --fabric kernel --profile default
+# The reference lab is quick and noisy (etcd's election dominates): five times the runs.
+run_size reference n3x.toml n3x "$((runs * 5))" --fabric kernel --profile default
 run_size 100 "$tmp/gen100.toml" scale100 "$runs"
 run_size 300 "$tmp/gen300.toml" scale300 "$runs"
 # The baseline at 1000 hosts takes over a minute to fail: once is enough.
@@ -98,8 +102,8 @@ for _ in $(seq "$runs"); do
   rows[new/1000-100ms]+="$(lab_once "$new" "$tmp/gen1000.toml" scale1000 --probe-interval-ms 100)"$'\n'
 done
 
-echo "| lab | implementation | up to quorum ms | every agent's first write acked ms | whole \`up\` ms | teardown ms | peak memory MiB |"
-echo "|---|---|---|---|---|---|---|"
+echo "| lab | implementation | network built ms | up to quorum ms | every agent's first write acked ms | whole \`up\` ms | teardown ms | peak memory MiB |"
+echo "|---|---|---|---|---|---|---|---|"
 for label in reference 100 300 1000 1000-100ms; do
   for impl in old new; do
     data=${rows[$impl/$label]:-}
@@ -111,6 +115,7 @@ for label in reference 100 300 1000 1000-100ms; do
     w=$(col 3 <<<"$data" | median)
     d=$(col 4 <<<"$data" | median)
     m=$(col 5 <<<"$data" | median)
+    b=$(col 6 <<<"$data" | median)
     what=$([[ $label == reference ]] && echo "reference (5 hosts, kernel fabric)" || echo "$label hosts")
     [[ $label == 1000-100ms ]] && what="1000 hosts, --probe-interval-ms 100"
     fails=$(awk '$1 == "-"' <<<"$data" | wc -l)
@@ -119,6 +124,6 @@ for label in reference 100 300 1000 1000-100ms; do
       q="failed ($fails of $(wc -l <<<"$data")): ${why:-see stderr}"
       r=-
     fi
-    echo "| $what | $name | $q | $r | $w | $d | $m |"
+    echo "| $what | $name | $b | $q | $r | $w | $d | $m |"
   done
 done

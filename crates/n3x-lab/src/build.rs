@@ -127,8 +127,7 @@ mod tests {
     use crate::system::fake::{Call, Fail, Fake};
 
     fn plan() -> LabPlan {
-        let a = n3x_model::analyze(include_str!("../../../n3x.toml"));
-        crate::plan::plan(&a.resolve().unwrap(), None)
+        crate::plan::reference()
     }
 
     fn store(name: &str) -> (tempfile::TempDir, StateStore) {

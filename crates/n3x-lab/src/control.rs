@@ -168,3 +168,52 @@ pub fn writes(dir: &Path, since: usize) -> Result<Vec<ProbeWrite>, LabError> {
         _ => Err(LabError::UnexpectedAnswer { request: "writes".into() }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::os::unix::net::UnixListener;
+
+    use super::*;
+
+    /// A supervisor stand-in that answers each connection with the next canned line.
+    fn answering(lines: &'static [&'static str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let l = UnixListener::bind(dir.path().join(SOCKET)).unwrap();
+        std::thread::spawn(move || {
+            for (conn, line) in l.incoming().zip(lines) {
+                let mut conn = conn.unwrap();
+                let mut req = String::new();
+                BufReader::new(&conn).read_line(&mut req).unwrap();
+                conn.write_all(line.as_bytes()).unwrap();
+            }
+        });
+        dir
+    }
+
+    #[test]
+    fn answers_become_values_or_errors_that_name_the_request() {
+        let d = answering(&[
+            "{\"result\":\"ok\",\"at_ms\":12.5}\n",
+            "{\"result\":\"error\",\"message\":\"`x` is not a host\"}\n",
+            "not json\n",
+            "{\"result\":\"ok\",\"at_ms\":1.0}\n",
+        ]);
+        let t = Duration::from_secs(5);
+        assert_eq!(act(d.path(), &Request::Heal, t).unwrap(), 12.5);
+        let e = act(d.path(), &Request::Kill { host: "x".into() }, t).unwrap_err();
+        assert_eq!(e.to_string(), "the lab supervisor refused `kill`: `x` is not a host");
+        let e = status(d.path()).unwrap_err();
+        assert!(matches!(e, LabError::UnexpectedAnswer { ref request } if request == "status"), "{e}");
+        // An answer of the wrong kind is as unexpected as garbage.
+        let e = writes(d.path(), 0).unwrap_err();
+        assert!(matches!(e, LabError::UnexpectedAnswer { .. }));
+    }
+
+    #[test]
+    fn no_supervisor_is_an_io_error_naming_the_socket() {
+        let d = tempfile::tempdir().unwrap();
+        let e = call(d.path(), &Request::Status, Duration::from_secs(1)).unwrap_err();
+        assert!(e.to_string().contains("control.sock"), "{e}");
+    }
+}

@@ -57,7 +57,7 @@ pub enum LabError {
     #[error("lab profile `{name}` does not exist")]
     UnknownProfile { name: String, known: Vec<String> },
     #[error("unknown scenario `{name}`")]
-    UnknownScenario { name: String },
+    UnknownScenario { name: String, known: Vec<String> },
     #[error("{flag} is {value}: {why}")]
     BadValue { flag: String, value: String, why: String },
     #[error("without an inventory, n3x cannot tell which hosts to cut `{hosts}` from")]
@@ -158,7 +158,7 @@ impl LabError {
             }
             LabError::NotAServer { .. } => "name a server (`n3x lab status` shows the roles)".into(),
             LabError::UnknownProfile { known, .. } => format!("use one of {}", known.join(", ")),
-            LabError::UnknownScenario { .. } => format!("the scenarios are {}", crate::scenario::BUILTIN.join(", ")),
+            LabError::UnknownScenario { known, .. } => format!("the scenarios are {}", known.join(", ")),
             LabError::BadValue { .. } => "fix the value".into(),
             LabError::PartitionFromWhom { hosts } => {
                 format!("add `--from host,host` (e.g. `n3x lab partition {hosts} --from ...`)")
@@ -225,7 +225,7 @@ mod tests {
     #[test]
     fn kinds_map_to_outcomes() {
         assert_eq!(LabError::NotRoot.kind(), ErrorKind::Environment);
-        assert_eq!(LabError::UnknownScenario { name: "x".into() }.kind(), ErrorKind::Usage);
+        assert_eq!(LabError::UnknownScenario { name: "x".into(), known: vec![] }.kind(), ErrorKind::Usage);
         assert_eq!(LabError::io("x", std::io::Error::other("y")).kind(), ErrorKind::Io);
         assert_eq!(LabError::NoLab.kind(), ErrorKind::Lab);
         let long: Vec<String> = (0..10).map(|i| format!("a{i}")).collect();

@@ -202,8 +202,7 @@ mod tests {
     use super::*;
 
     fn plan() -> LabPlan {
-        let a = n3x_model::analyze(include_str!("../../../n3x.toml"));
-        crate::plan::plan(&a.resolve().unwrap(), None)
+        crate::plan::reference()
     }
 
     #[test]

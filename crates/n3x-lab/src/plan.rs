@@ -233,15 +233,17 @@ pub fn plan(r: &Resolved, profile_override: Option<(&str, Profile)>) -> LabPlan 
     }
 }
 
+/// The reference inventory's plan, for tests.
+#[cfg(test)]
+pub fn reference() -> LabPlan {
+    let r = n3x_model::analyze(include_str!("../../../n3x.toml")).resolve();
+    plan(&r.unwrap_or_else(|e| panic!("the reference inventory resolves: {e:?}")), None)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn reference() -> LabPlan {
-        let a = n3x_model::analyze(include_str!("../../../n3x.toml"));
-        plan(&a.resolve().unwrap(), None)
-    }
 
     #[test]
     fn reference_plan() {

@@ -171,7 +171,10 @@ pub fn run(name: &str, ctx: &mut Ctx) -> ScenarioResult {
         "quorum-loss" => quorum_loss(ctx, &mut run),
         "partition" => partition(ctx, &mut run),
         "profiles" => profiles(ctx, &mut run),
-        other => Err(LabError::UnknownScenario { name: other.to_owned() }),
+        other => Err(LabError::UnknownScenario {
+            name: other.to_owned(),
+            known: BUILTIN.iter().map(|s| s.to_string()).collect(),
+        }),
     };
     if let Err(e) = result {
         run.failures.push(format!("could not run: {e}"));

@@ -682,3 +682,108 @@ impl Supervisor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::system::fake::{Call, Fake};
+
+    /// A supervisor of the reference lab on the kernel fabric (no netem), built on the fake.
+    fn supervisor(sys: &Fake) -> (tempfile::TempDir, Supervisor) {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = crate::plan::reference();
+        let opts = LabOptions {
+            fabric: FabricKind::Kernel,
+            netem: false,
+            etcd: "/usr/bin/etcd".into(),
+            probe_interval_ms: 100,
+            plan: plan.clone(),
+        };
+        let store = StateStore::open(dir.path(), "n3x").unwrap();
+        let sup = Supervisor {
+            sys: Arc::new(sys.clone()),
+            dir: dir.path().join("n3x"),
+            plan: Arc::new(plan.clone()),
+            opts,
+            store: Mutex::new(store),
+            fabric: ActiveFabric::Kernel(KernelCaps { netem: false }),
+            members: Mutex::new(BTreeMap::new()),
+            probes: Probes::new(Instant::now(), Duration::from_millis(100), plan.agents.len()),
+            profiles: Mutex::new(Vec::new()),
+            partitioned: Mutex::new(false),
+            bringup_ms: 0.0,
+        };
+        (dir, sup)
+    }
+
+    fn tc_namespaces(calls: &[Call]) -> Vec<String> {
+        calls.iter().filter_map(|c| if let Call::Tc(ns, _) = c { Some(ns.clone()) } else { None }).collect()
+    }
+
+    #[test]
+    fn profile_changes_touch_only_the_hosts_that_change() {
+        let sys = Fake::new();
+        let (_d, sup) = supervisor(&sys);
+        let initial: Vec<HostProfile> =
+            sup.plan.hosts.iter().map(|h| (h.index, h.profile, h.profile_name.clone())).collect();
+        sup.set_profiles(initial).unwrap();
+        // The two Jetsons (edge: 10 Mbit/s, 2% loss) get a tbf per interface; nobody else.
+        let calls = sys.calls();
+        assert_eq!(
+            tc_namespaces(&calls),
+            ["n3x-n3x-jetson-1"; 2].iter().chain(&["n3x-n3x-jetson-2"; 2]).map(|s| s.to_string()).collect::<Vec<_>>()
+        );
+        assert!(matches!(calls.last(), Some(Call::Nft(ns, s)) if ns == "n3x-n3x" && s.matches("numgen").count() == 4));
+        // One server slowed: only its interfaces; the loss rules still hold every host's.
+        let n1 = sup.plan.host("n100-1").unwrap().index;
+        let slow = n3x_model::model::Profile { rate_mbit: Some(10.0), ..Default::default() };
+        sup.handle(Request::Impair { hosts: vec!["n100-1".into()], profile_name: "slow".into(), profile: slow })
+            .unwrap();
+        let later = &sys.calls()[calls.len()..];
+        assert_eq!(tc_namespaces(later), ["n3x-n3x-n100-1", "n3x-n3x-n100-1"]);
+        assert!(matches!(later.last(), Some(Call::Nft(_, s)) if s.matches("numgen").count() == 4));
+        assert_eq!(lock(&sup.profiles).iter().find(|p| p.0 == n1).unwrap().2, "slow");
+        // Back to default: its qdiscs are deleted, and only its.
+        let n = sys.calls().len();
+        sup.handle(Request::Impair {
+            hosts: vec!["n100-1".into()],
+            profile_name: "default".into(),
+            profile: Default::default(),
+        })
+        .unwrap();
+        let back = &sys.calls()[n..];
+        assert!(
+            back.iter()
+                .filter(|c| matches!(c, Call::Tc(..)))
+                .all(|c| matches!(c, Call::Tc(ns, a) if ns == "n3x-n3x-n100-1" && a[1] == "del"))
+        );
+        // Delay needs netem, which this kernel fabric lacks: refused, nothing changed.
+        let n = sys.calls().len();
+        let delay = n3x_model::model::Profile { delay_ms: Some(5.0), ..Default::default() };
+        let e = sup.handle(Request::Impair { hosts: vec!["n100-2".into()], profile_name: "x".into(), profile: delay });
+        assert!(matches!(e, Err(LabError::Unsupported { .. })));
+        assert_eq!(sys.calls().len(), n);
+    }
+
+    #[test]
+    fn requests_name_what_is_wrong() {
+        let sys = Fake::new();
+        let (_d, sup) = supervisor(&sys);
+        let e = sup.handle(Request::Kill { host: "nope".into() }).unwrap_err();
+        assert_eq!(e.to_string(), "`nope` is not a host of lab `n3x`");
+        let e = sup.handle(Request::Kill { host: "jetson-1".into() }).unwrap_err();
+        assert!(matches!(e, LabError::NotAServer { .. }), "{e}");
+        let e = sup.handle(Request::Start { host: "jetson-2".into() }).unwrap_err();
+        assert!(matches!(e, LabError::NotAServer { .. }), "{e}");
+        // Partition and heal go to the fabric's nftables, and the status follows.
+        sup.handle(Request::Partition { a: vec!["n100-1".into()], b: vec!["n100-2".into()] }).unwrap();
+        assert!(*lock(&sup.partitioned));
+        sup.handle(Request::Heal).unwrap();
+        assert!(!*lock(&sup.partitioned));
+        let nft: Vec<String> =
+            sys.calls().iter().filter_map(|c| if let Call::Nft(_, s) = c { Some(s.clone()) } else { None }).collect();
+        assert!(nft[0].starts_with("add element bridge n3x cut"), "{nft:?}");
+        assert_eq!(nft[1], "flush set bridge n3x cut\n");
+    }
+}

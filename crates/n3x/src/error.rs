@@ -5,7 +5,7 @@ use n3x_lab::{ErrorKind as LabKind, LabError};
 use n3x_secrets::ErrorKind as SecretsKind;
 
 use crate::exit;
-use crate::inventory::SourceError;
+use crate::inventory::{LoadError, Purpose, SourceError};
 
 #[derive(Debug)]
 pub enum Error {
@@ -14,7 +14,7 @@ pub enum Error {
     /// The inventory has errors; `diagnostics` is their rendering.
     Inventory {
         name: String,
-        purpose: crate::inventory::Purpose,
+        purpose: Purpose,
         diagnostics: String,
     },
     Lab(LabError),
@@ -37,6 +37,15 @@ impl From<LabError> for Error {
 impl From<n3x_secrets::Error> for Error {
     fn from(e: n3x_secrets::Error) -> Self {
         Error::Secrets(e)
+    }
+}
+
+impl From<LoadError> for Error {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Source(e) => Error::Source(e),
+            LoadError::Invalid { name, purpose, diagnostics } => Error::Inventory { name, purpose, diagnostics },
+        }
     }
 }
 

@@ -96,14 +96,26 @@ pub struct Loaded {
     pub resolved: n3x_model::Resolved,
 }
 
+/// Why an inventory could not be used.
+#[derive(Debug)]
+pub enum LoadError {
+    Source(SourceError),
+    /// It has errors; `diagnostics` is their rendering.
+    Invalid {
+        name: String,
+        purpose: Purpose,
+        diagnostics: String,
+    },
+}
+
 /// Reads the inventory and resolves it; if it has errors, returns them rendered, so every
 /// command shows the same diagnostics the same way.
-pub fn resolve(file: Option<&Path>, purpose: Purpose) -> Result<Loaded, crate::error::Error> {
-    let source = load(file)?;
+pub fn resolve(file: Option<&Path>, purpose: Purpose) -> Result<Loaded, LoadError> {
+    let source = load(file).map_err(LoadError::Source)?;
     let analysis = n3x_model::analyze(&source.text);
     match analysis.resolve() {
         Ok(resolved) => Ok(Loaded { source, resolved }),
-        Err(_) => Err(crate::error::Error::Inventory {
+        Err(_) => Err(LoadError::Invalid {
             diagnostics: crate::render::human(&source.name, &source.text, &analysis, crate::render::color_stderr()),
             name: source.name,
             purpose,

@@ -15,9 +15,10 @@ use n3x_lab::{LabError, LabPlan, preflight};
 use crate::cli::{ExecArgs, ImpairArgs, LabCommand, LogsArgs, PartitionArgs, RunArgs, TargetArgs, UpArgs};
 use crate::config::{self, Impairment};
 use crate::error::Error;
+use crate::exit;
 use crate::inventory::{self, Purpose};
 use crate::progress::Progress;
-use crate::{exit, print_stdout};
+use crate::render::print_stdout;
 
 type Outcome = Result<u8, Error>;
 

@@ -13,7 +13,6 @@ mod render;
 mod secrets;
 mod show;
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -39,18 +38,12 @@ fn main() -> ExitCode {
     })
 }
 
-/// Writes to stdout; a closed pipe (`n3x show | head`) is not an error worth a panic.
-pub(crate) fn print_stdout(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
-}
-
 fn check(args: &cli::CheckArgs) -> Result<u8, Error> {
     let src = inventory::load(args.inventory.file.as_deref())?;
     let analysis = n3x_model::analyze(&src.text);
     match args.format {
         Format::Human => eprint!("{}", render::human(&src.name, &src.text, &analysis, render::color_stderr())),
-        Format::Json => print_stdout(&format!("{}\n", render::json(&src.name, &src.text, &analysis))),
+        Format::Json => render::print_stdout(&format!("{}\n", render::json(&src.name, &src.text, &analysis))),
     }
     let warnings_fail = args.deny_warnings && analysis.warnings().next().is_some();
     Ok(if analysis.has_errors() || warnings_fail { exit::INVENTORY } else { exit::OK })
@@ -63,9 +56,9 @@ fn show(args: &cli::ShowArgs) -> Result<u8, Error> {
             message: format!("cannot encode JSON: {e}"),
             help: "report this as a bug".into(),
         })?;
-        print_stdout(&format!("{json}\n"));
+        render::print_stdout(&format!("{json}\n"));
     } else {
-        print_stdout(&show::text(&loaded.resolved));
+        render::print_stdout(&show::text(&loaded.resolved));
     }
     Ok(exit::OK)
 }

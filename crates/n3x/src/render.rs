@@ -1,5 +1,6 @@
 //! Turning diagnostics into text: labelled source snippets for people (miette), JSON for
-//! scripts. Secret spans are masked before either sees the source.
+//! scripts. Secret spans are masked before either sees the source. Also the one way the
+//! commands write to stdout.
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -58,6 +59,13 @@ impl miette::Diagnostic for Report<'_> {
         let related = self.d.related.iter().map(|l| LabeledSpan::new_with_span(Some(l.message.clone()), span(&l.span)));
         Some(Box::new(std::iter::once(primary).chain(related)))
     }
+}
+
+/// Writes to stdout; a closed pipe (`n3x show | head`) is not an error worth a panic.
+pub fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 
 /// Whether to draw with colour: only on a terminal, and never with NO_COLOR set.

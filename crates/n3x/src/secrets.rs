@@ -13,8 +13,9 @@ use n3x_secrets::{Error as SecretsError, Zeroizing, locations};
 
 use crate::cli::{AddHostArgs, DecryptArgs, InitArgs, InventoryArg, SecretsCommand, TokensArgs};
 use crate::error::Error;
+use crate::exit;
 use crate::inventory::{self, Purpose};
-use crate::{exit, print_stdout};
+use crate::render::print_stdout;
 
 type Outcome = Result<u8, Error>;
 
