@@ -168,6 +168,11 @@
           root = ./.;
         }
         // {
+          # The inventory itself: `n3x check` (errors fail the check; warnings are printed).
+          inventory = pkgs.runCommand "n3x-inventory-check" { } ''
+            ${self.packages.x86_64-linux.default}/bin/n3x check -f ${./n3x.toml}
+            touch $out
+          '';
           # The facts the flake uses equal the CLI's (also a cargo test; this one runs
           # under `nix flake check` with the packaged binary). jq prints 50.0 and 50 alike.
           facts = pkgs.runCommand "n3x-facts-agree" { nativeBuildInputs = [ pkgs.jq ]; } ''

@@ -26,11 +26,29 @@ if ((${#need_apt[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# pyflakes (PyPI): the tests lint every generated NixOS VM test script as the NixOS test
+# driver does before running one.
+if ! python3 -m pyflakes --version >/dev/null 2>&1; then
+  echo "n3x setup: installing pyflakes (pip)" >&2
+  python3 -m pip install -q pyflakes 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages pyflakes \
+    || { echo "n3x setup: cannot install pyflakes; fix: python3 -m pip install pyflakes" >&2; exit 2; }
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   for d in "$HOME/.cargo/bin" /root/.cargo/bin /usr/local/cargo/bin; do
     [[ -x "$d/cargo" ]] && export PATH="$d:$PATH" && break
   done
 fi
+# pyflakes (PyPI): the tests lint every generated NixOS VM test script as the NixOS test
+# driver does before running one.
+if ! python3 -m pyflakes --version >/dev/null 2>&1; then
+  echo "n3x setup: installing pyflakes (pip)" >&2
+  python3 -m pip install -q pyflakes 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages pyflakes \
+    || { echo "n3x setup: cannot install pyflakes; fix: python3 -m pip install pyflakes" >&2; exit 2; }
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "n3x setup: cargo not found. n3x needs Rust 1.85 or newer (edition 2024)." >&2
   echo "  fix: install it with rustup (https://rustup.rs), then run this again." >&2

@@ -14,14 +14,10 @@ let
     concatStringsSep
     elemAt
     filter
-    hashString
     head
     length
     listToAttrs
     map
-    match
-    stringLength
-    substring
     ;
 
   unique = foldl (acc: x: if builtins.elem x acc then acc else acc ++ [ x ]) [ ];
@@ -49,33 +45,15 @@ rec {
 
   isServer = h: h.role == "server";
 
-  # The Nix system of a hardware profile (model.rs `Hardware::arch`).
-  archOf =
-    hw:
-    if builtins.elem hw [ "jetson-orin-nano" "qemu-aarch64" ] then "aarch64-linux" else "x86_64-linux";
+  # The Nix system of a hardware profile (model.rs `Hardware::arch`): the one table, shared
+  # with facts.nix. A host's own `arch` is in its facts.
+  inherit (import ./hardware.nix) archOf;
   isJetson = h: h.hardware == "jetson-orin-nano";
-
-  # ZFS needs a stable 8-hex-digit host id; derive it from the hostname so it never
-  # changes between rebuilds and differs between hosts.
-  hostId = name: substring 0 8 (hashString "sha256" name);
-
-  # --- secrets ----------------------------------------------------------------------
-  # `n3x secrets` writes the server file (`[secrets].file`, both tokens) and, for agents,
-  # a file holding only the agent token: the same path with `-agent` before the
-  # extension (`secrets/k3s.yaml` -> `secrets/k3s-agent.yaml`). No extension: appended.
-  agentSecretsFile =
-    file:
-    let
-      m = match "(.*/)?([^/]*)\\.([^./]+)" file;
-    in
-    if m == null then
-      "${file}-agent"
-    else
-      "${if elemAt m 0 == null then "" else elemAt m 0}${elemAt m 1}-agent.${elemAt m 2}";
 
   # The sops-nix secrets a host needs: relative file names (the module anchors them at the
   # flake root), the key inside the file and where the decrypted value lands. Servers hold
-  # both tokens from the server file; agents only the agent token, from the agent file.
+  # both tokens from the server file; agents only the agent token, from the agent file
+  # (`f.secrets.agent_file`, resolved once in facts.nix like resolve.rs does).
   secretsFor =
     f: h:
     let
@@ -84,7 +62,7 @@ rec {
     {
       "k3s-agent-token" = {
         key = "k3s-agent-token";
-        file = if isServer h then serverFile else agentSecretsFile serverFile;
+        file = if isServer h then serverFile else f.secrets.agent_file;
         path = f.k3s.agent_token_file;
       };
     }
@@ -118,22 +96,44 @@ rec {
     in
     if a == null then null else a.device;
 
-  # systemd-networkd units for one host, in the shape of `systemd.network.{netdevs,networks}`.
+  # systemd-networkd units for one host, in the shape of `systemd.network.{netdevs,networks,links}`.
+  # `h` needs `interfaces`, and may carry `default_route` and `dns` (as in the host's facts).
   # Numeric prefixes order the units: bonds (10), bond members (20), parents (30),
-  # VLAN devices (40/50).
+  # VLAN devices (40/50). A NIC with a `mac` is found by its permanent MAC (a VLAN device
+  # or bond shares the MAC, never the permanent one) and named as in the inventory by a
+  # .link file; the default route and DNS go on the device that reaches the gateway.
   networkd =
     h:
     let
       cidrOf = a: "${a.address}/${toString a.prefix_length}";
       isBond = i: i.bond_mode != null;
+      route = h.default_route or null;
+      dns = h.dns or [ ];
+      # The device carrying the routes: the default route's, else the node IP's (cluster).
+      routeDevice = if route != null then route.device else deviceOf h "cluster";
+      routing =
+        device:
+        (if route != null && device == route.device then { gateway = [ route.gateway ]; } else { })
+        // (if dns != [ ] && device == routeDevice then { inherit dns; } else { });
       perInterface =
         i:
         let
           tagged = filter (a: a.vlan != null) i.networks;
           untagged = filter (a: a.vlan == null) i.networks;
           mtu = toString i.mtu;
+          mac = i.mac or null;
         in
         {
+          links =
+            if mac == null then
+              [ ]
+            else
+              [
+                (nameValue "10-${i.name}" {
+                  matchConfig.PermanentMACAddress = mac;
+                  linkConfig.Name = i.name;
+                })
+              ];
           netdevs =
             (
               if isBond i then
@@ -181,34 +181,41 @@ rec {
               }
             ) i.members
             ++ [
-              (nameValue "30-${i.name}" {
-                matchConfig.Name = i.name;
-                vlan = map (a: a.device) tagged;
-                address = map cidrOf untagged;
-                networkConfig =
-                  {
-                    DHCP = "no";
-                  }
-                  // (if untagged == [ ] then { LinkLocalAddressing = "no"; } else { });
-                linkConfig = {
-                  MTUBytes = mtu;
-                  RequiredForOnline = if untagged == [ ] then "carrier" else "routable";
-                };
-              })
+              (nameValue "30-${i.name}" (
+                {
+                  matchConfig = if mac == null then { Name = i.name; } else { PermanentMACAddress = mac; };
+                  vlan = map (a: a.device) tagged;
+                  address = map cidrOf untagged;
+                  networkConfig =
+                    {
+                      DHCP = "no";
+                    }
+                    // (if untagged == [ ] then { LinkLocalAddressing = "no"; } else { });
+                  linkConfig = {
+                    MTUBytes = mtu;
+                    RequiredForOnline = if untagged == [ ] then "carrier" else "routable";
+                  };
+                }
+                // routing i.name
+              ))
             ]
             ++ map (
               a:
-              nameValue "50-${a.device}" {
-                matchConfig.Name = a.device;
-                address = [ (cidrOf a) ];
-                networkConfig.DHCP = "no";
-                linkConfig.RequiredForOnline = "routable";
-              }
+              nameValue "50-${a.device}" (
+                {
+                  matchConfig.Name = a.device;
+                  address = [ (cidrOf a) ];
+                  networkConfig.DHCP = "no";
+                  linkConfig.RequiredForOnline = "routable";
+                }
+                // routing a.device
+              )
             ) tagged;
         };
       parts = map perInterface h.interfaces;
     in
     {
+      links = listToAttrs (concatMap (p: p.links) parts);
       netdevs = listToAttrs (concatMap (p: p.netdevs) parts);
       networks = listToAttrs (concatMap (p: p.networks) parts);
     };
@@ -275,9 +282,9 @@ rec {
 
   # --- storage ----------------------------------------------------------------------
   # disko layouts. `standard`: ESP + ext4 root. `zfs`: ESP + a pool `zroot` with legacy
-  # datasets, plus ext4 zvols for /var/lib/rancher (k3s' embedded containerd has no zfs
-  # snapshotter; nixpkgs' k3s STORAGE.md) and for Longhorn's data path (Longhorn supports
-  # ext4/XFS disks only).
+  # datasets, plus ext4 zvols for /var/lib/rancher (k3s' containerd keeps its default
+  # overlayfs snapshotter there; see nix/modules/storage.nix) and for Longhorn's data path
+  # (Longhorn supports ext4/XFS disks only).
   disko =
     {
       disk,
@@ -559,7 +566,7 @@ rec {
       inherit (h) name arch;
       system = h.arch;
       jetson = isJetson h;
-      hostId = hostId h.name;
+      hostId = h.host_id;
       secrets = secretsFor f h;
       k3s = k3sConfig (k3sArgs f h);
     }) f.hosts;

@@ -25,6 +25,14 @@ let
 
   inv = inventory;
 
+  # model.rs `K3S_TRACKS`: the k3s tracks nixos-25.11 carries.
+  k3sTracks = {
+    "v1.31" = "k3s_1_31";
+    "v1.32" = "k3s_1_32";
+    "v1.33" = "k3s_1_33";
+    "v1.34" = "k3s_1_34";
+  };
+
   # `a.b.c/len` -> len
   prefixLength = cidr: builtins.fromJSON (elemAt (split "/" cidr) 2);
 
@@ -36,7 +44,15 @@ let
     prefix_length = prefixLength n.cidr;
     vlan = n.vlan or null;
     mtu = n.mtu or 1500;
+    gateway = n.gateway or null;
+    dns = n.dns or [ ];
   }) inv.networks;
+  netNames = attrNames networks; # sorted, like the BTreeMap in the model
+
+  # resolve.rs `default_route`: through the (one) network with a gateway.
+  gatewayNets = filter (n: networks.${n}.gateway != null) netNames;
+
+  uniqueList = foldl' (acc: x: if builtins.elem x acc then acc else acc ++ [ x ]) [ ];
 
   # resolve.rs `vlan_device`: a tagged network lives on `vlan<id>` on top of its interface.
   vlanDevice = vlan: "vlan${toString vlan}";
@@ -44,6 +60,7 @@ let
   # --- k3s ------------------------------------------------------------------------------
   k = inv.k3s or { };
   etcd = k.etcd or { };
+  k3sVersion = k.version or "v1.31";
 
   hostNames = attrNames inv.hosts; # sorted, like the BTreeMap in the model
   isServer = h: (h.role or null) == "server";
@@ -58,16 +75,8 @@ let
   serverUrl = "https://${initHost.addresses.cluster}:6443";
 
   # --- hosts ----------------------------------------------------------------------------
-  archOf =
-    hw:
-    {
-      "n100" = "x86_64-linux";
-      "x86_64-generic" = "x86_64-linux";
-      "qemu-x86_64" = "x86_64-linux";
-      "jetson-orin-nano" = "aarch64-linux";
-      "qemu-aarch64" = "aarch64-linux";
-    }
-    .${hw} or (throw "n3x facts: unknown hardware `${hw}`; run `n3x check`");
+  # model.rs `Hardware::arch`, one table for facts.nix and default.nix.
+  archOf = (import ./hardware.nix).archOf;
 
   defaultConsole = hw: if hw == "jetson-orin-nano" then "ttyTCU0" else null;
 
@@ -98,6 +107,7 @@ let
       # The parent must pass the biggest frame of anything stacked on it.
       mtu = if atts == [ ] then 1500 else foldl' max 0 (map (a: a.mtu) atts);
       networks = atts;
+      mac = i.mac or null;
     };
 
   resolveHost =
@@ -106,6 +116,23 @@ let
       h = inv.hosts.${name};
       nodeIp = h.addresses.cluster;
       init = isInit h;
+      interfaces = map (resolveInterface h) (attrNames (h.interfaces or { }));
+      attachments = builtins.concatLists (map (i: i.networks) interfaces);
+      defaultRoute =
+        if gatewayNets == [ ] then
+          null
+        else
+          let
+            net = head gatewayNets;
+            on = filter (a: a.network == net) attachments;
+          in
+          if on == [ ] then
+            null
+          else
+            {
+              gateway = networks.${net}.gateway;
+              device = (head on).device;
+            };
     in
     {
       inherit name init;
@@ -119,12 +146,17 @@ let
       console = h.console or (defaultConsole h.hardware);
       addresses = h.addresses or { };
       node_ip = nodeIp;
-      interfaces = map (resolveInterface h) (attrNames (h.interfaces or { }));
+      inherit interfaces;
       server_url = if init then null else serverUrl;
       etcd_peer_url = if isServer h then "https://${nodeIp}:2380" else null;
       labels = h.labels or { };
       taints = h.taints or [ ];
       age = h.age or null;
+      # resolve.rs `host_id`: ZFS's host id, 8 hex digits of sha256(name).
+      host_id = builtins.substring 0 8 (builtins.hashString "sha256" name);
+      default_route = defaultRoute;
+      # resolve.rs `host_dns`: the DNS servers of the networks the host carries.
+      dns = uniqueList (builtins.concatLists (map (n: networks.${n}.dns) (filter (n: (h.addresses or { }) ? ${n}) netNames)));
     };
 
   hosts = map resolveHost hostNames;
@@ -133,6 +165,8 @@ let
   a = inv.addons or { };
   # An add-on table defaults to `enable = true`: writing the table is the intent.
   enabled = t: a ? ${t} && (a.${t}.enable or true);
+
+  secretsFile = (inv.secrets or { }).file or "secrets/k3s.yaml";
 
   # --- lab ------------------------------------------------------------------------------
   lab = inv.lab or { };
@@ -195,7 +229,10 @@ assert length hostNames > 0;
     domain = inv.cluster.domain or null;
   };
   k3s = {
-    version = k.version or "v1.31";
+    version = k3sVersion;
+    # model.rs `K3S_TRACKS`: the nixpkgs attribute of the track.
+    package =
+      k3sTracks.${k3sVersion} or (throw "n3x facts: k3s `${k3sVersion}` is not in the pinned nixpkgs; run `n3x check`");
     cluster_cidr = k.cluster_cidr or "10.42.0.0/16";
     service_cidr = k.service_cidr or "10.43.0.0/16";
     cluster_dns = k.cluster_dns or "10.43.0.10";
@@ -225,8 +262,21 @@ assert length hostNames > 0;
     };
   };
   secrets = {
-    file = (inv.secrets or { }).file or "secrets/k3s.yaml";
+    file = secretsFile;
+    # resolve.rs `agent_file_path`: `-agent` before the extension; a leading dot starts a
+    # name, not an extension; no extension: appended.
+    agent_file =
+      let
+        m = builtins.match "(.*/)?([^/]+)\\.([^./]+)" secretsFile;
+      in
+      if m == null then
+        "${secretsFile}-agent"
+      else
+        "${if elemAt m 0 == null then "" else elemAt m 0}${elemAt m 1}-agent.${elemAt m 2}";
     admins = (inv.secrets or { }).admins or [ ];
+  };
+  access = {
+    ssh_keys = (inv.access or { }).ssh_keys or [ ];
   };
   lab = {
     seed = lab.seed or 1;

@@ -30,6 +30,14 @@ in
       description = "This host's resolved facts (one element of `n3x.facts.hosts`).";
     };
 
+    adminKeys = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = cfg.facts.access.ssh_keys;
+      defaultText = lib.literalExpression "config.n3x.facts.access.ssh_keys";
+      description = "SSH public keys that may log in as root (`[access].ssh_keys` in n3x.toml). Password login is off.";
+      example = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI... admin@laptop" ];
+    };
+
     root = lib.mkOption {
       type = lib.types.path;
       description = "The repository (flake) root; `[secrets].file` in the inventory is relative to it.";
@@ -44,12 +52,22 @@ in
         message = "n3x.hostName `${cfg.hostName}` is not a host of n3x.facts (hosts: ${toString (n3xLib.hostNames cfg.facts)})";
       }
     ];
+    warnings = lib.optional (cfg.adminKeys == [ ]) "n3x.adminKeys is empty: nobody can log in to `${cfg.hostName}` (add `[access].ssh_keys` to n3x.toml)";
 
     networking.hostName = cfg.hostName;
     networking.domain = lib.mkIf (cfg.facts.cluster.domain != null) cfg.facts.cluster.domain;
 
-    # nixos-anywhere and `nixos-rebuild --target-host` log in as root with a key.
-    services.openssh.enable = true;
+    # nixos-anywhere, `nixos-rebuild --target-host` and `n3x deploy` log in as root with a
+    # key: the admins' keys from `[access].ssh_keys`. Passwords never work.
+    services.openssh = {
+      enable = true;
+      settings = {
+        PasswordAuthentication = false;
+        KbdInteractiveAuthentication = false;
+        PermitRootLogin = "prohibit-password";
+      };
+    };
+    users.users.root.openssh.authorizedKeys.keys = cfg.adminKeys;
     nix.settings.experimental-features = [
       "nix-command"
       "flakes"

@@ -45,6 +45,13 @@ in
       default = config.n3x.enable;
       defaultText = lib.literalExpression "config.n3x.enable";
     };
+    package = lib.mkOption {
+      type = t.package;
+      default = pkgs.${config.n3x.facts.k3s.package};
+      defaultText = lib.literalExpression "pkgs.\${config.n3x.facts.k3s.package} (the inventory's `[k3s] version`, e.g. `pkgs.k3s_1_31`)";
+      description = "The k3s package: the minor track `[k3s] version` names, pinned so an unrelated nixpkgs update never changes it.";
+      example = lib.literalExpression "pkgs.k3s_1_32";
+    };
     role = opt (t.enum [ "server" "agent" ]) d.role "k3s role: server (control plane + etcd member) or agent." "agent";
     clusterInit = opt t.bool d.clusterInit "Bootstrap embedded etcd (`--cluster-init`); true on the inventory's init server only." true;
     serverAddr = opt t.str d.serverAddr "The server URL to join; empty on the init server." "https://192.168.200.11:6443";
@@ -93,6 +100,7 @@ in
 
     services.k3s = {
       enable = true;
+      inherit (cfg) package;
       inherit (cfg) role serverAddr tokenFile;
       clusterInit = cfg.clusterInit;
       configPath = configFile;

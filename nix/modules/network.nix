@@ -36,6 +36,38 @@ in
       example = lib.literalExpression ''[ { name = "eth0"; members = [ ]; bond_mode = null; mtu = 1500; networks = [ { network = "cluster"; vlan = null; device = "eth0"; address = "10.0.0.1"; prefix_length = 24; mtu = 1500; } ]; } ]'';
     };
 
+    defaultRoute = lib.mkOption {
+      type = lib.types.nullOr (
+        lib.types.submodule {
+          options = {
+            gateway = lib.mkOption {
+              type = lib.types.str;
+              description = "The router's address.";
+            };
+            device = lib.mkOption {
+              type = lib.types.str;
+              description = "The device that reaches it.";
+            };
+          };
+        }
+      );
+      default = host.default_route;
+      defaultText = lib.literalExpression "config.n3x.host.default_route";
+      description = "The default route: the `gateway` of the inventory's one network that has one, on the device carrying it. k3s needs it, and the add-ons pull images over it.";
+      example = {
+        gateway = "192.168.200.1";
+        device = "vlan200";
+      };
+    };
+
+    dns = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = host.dns;
+      defaultText = lib.literalExpression "config.n3x.host.dns";
+      description = "DNS servers (`dns` of the networks this host carries).";
+      example = [ "192.168.200.1" ];
+    };
+
     clusterDevice = lib.mkOption {
       type = lib.types.nullOr lib.types.str;
       default = n3xLib.deviceOf host "cluster";
@@ -63,6 +95,7 @@ in
   config = lib.mkIf cfg.enable (
     lib.mkMerge [
       {
+        warnings = lib.optional (cfg.defaultRoute == null) "n3x.network.defaultRoute is null on `${config.n3x.hostName}`: no default route, so k3s and the add-ons cannot reach the internet (add `gateway` to a network in n3x.toml)";
         assertions = [
           {
             assertion = cfg.clusterDevice != null;
@@ -72,12 +105,16 @@ in
       }
       (lib.mkIf cfg.manageInterfaces (
         let
-          units = n3xLib.networkd { inherit (cfg) interfaces; };
+          units = n3xLib.networkd {
+            inherit (cfg) interfaces dns;
+            default_route = cfg.defaultRoute;
+          };
         in
         {
           networking.useNetworkd = true;
           networking.useDHCP = false;
           systemd.network.enable = true;
+          systemd.network.links = units.links;
           systemd.network.netdevs = units.netdevs;
           systemd.network.networks = units.networks;
         }

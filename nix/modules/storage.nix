@@ -1,10 +1,12 @@
 # Disks (disko) and Longhorn's host prerequisites. Import together with disko's module
 # (the flake's `nixosModules.storage` does both).
 #
-# ZFS and k3s: k3s' embedded containerd has no zfs snapshotter (nixpkgs
-# pkgs/applications/networking/cluster/k3s/docs/examples/STORAGE.md), so the `zfs` layout
-# puts /var/lib/rancher on an ext4-formatted zvol; Longhorn needs ext4/XFS too, so its
-# data path gets its own ext4 zvol.
+# ZFS and k3s: k3s' embedded containerd snapshots images with overlayfs by default. The
+# `zfs` layout puts /var/lib/rancher on an ext4-formatted zvol so that default keeps
+# working with no flag and no special dataset. (nixpkgs'
+# pkgs/applications/networking/cluster/k3s/docs/examples/STORAGE.md describes the other
+# route: a dataset mounted at .../io.containerd.snapshotter.v1.zfs and
+# `--snapshotter=zfs`.) Longhorn needs ext4/XFS too, so its data path gets its own zvol.
 { config, lib, pkgs, ... }:
 let
   n3xLib = import ../lib;
@@ -106,9 +108,9 @@ in
       })
       (lib.mkIf (cfg.layout == "zfs") {
         boot.supportedFilesystems = [ "zfs" ];
-        # ZFS refuses to import pools without a host id; derive it from the hostname
-        # (first 8 hex digits of its SHA-256) so it is stable and needs no inventory key.
-        networking.hostId = n3xLib.hostId config.n3x.hostName;
+        # ZFS refuses to import pools without a host id: the host's `host_id` fact (first 8
+        # hex digits of the hostname's SHA-256), stable and distinct, no inventory key.
+        networking.hostId = host.host_id;
       })
       (lib.mkIf cfg.longhorn.enable {
         services.openiscsi = {

@@ -24,6 +24,8 @@ in
 t.mkTest {
   name = "cluster";
   testScript = ''
+    import json
+
     with subtest("servers are etcd members, agents are not"):
         out = kubectl("get nodes -l node-role.kubernetes.io/etcd=true -o json")
         etcd = sorted(n["metadata"]["name"] for n in json.loads(out)["items"])

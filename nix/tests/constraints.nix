@@ -56,6 +56,8 @@ in
 t.mkTest {
   name = "constraints";
   testScript = ''
+    import json
+
     impair = json.loads('${builtins.toJSON impair}')
     with subtest("apply the inventory's lab profiles with netem"):
         for m in machines:

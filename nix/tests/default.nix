@@ -1,10 +1,15 @@
-# Every test file in this directory (except this one and lib.nix) becomes a check: adding
-# `nix/tests/<name>.nix` adds `checks.x86_64-linux.<name>`.
+# Every test file in this directory (except this one, lib.nix and script.nix) becomes a
+# check: adding `nix/tests/<name>.nix` adds `checks.x86_64-linux.<name>`.
 { pkgs, n3xModules, facts, root }:
 let
   t = import ./lib.nix { inherit pkgs n3xModules facts root; };
   files = builtins.attrNames (builtins.readDir ./.);
-  tests = builtins.filter (f: builtins.match ".*\\.nix" f != null && f != "default.nix" && f != "lib.nix") files;
+  helpers = [
+    "default.nix"
+    "lib.nix"
+    "script.nix"
+  ];
+  tests = builtins.filter (f: builtins.match ".*\\.nix" f != null && !builtins.elem f helpers) files;
 in
 builtins.listToAttrs (
   map (f: {

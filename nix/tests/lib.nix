@@ -15,10 +15,6 @@
 let
   inherit (pkgs) lib;
   n3xLib = import ../lib;
-  netNames = builtins.attrNames facts.networks;
-  netIndex = net: lib.lists.findFirstIndex (n: n == net) null netNames;
-  carried = h: builtins.filter (n: h.addresses ? ${n}) netNames;
-  ethOf = h: net: "eth${toString (lib.lists.findFirstIndex (n: n == net) null (carried h) + 1)}";
 
   testDoubleToken = pkgs.writeText "n3x-TEST-DOUBLE-k3s-token" "n3x-test-double-token-not-a-secret";
 
@@ -51,6 +47,8 @@ let
         inherit facts root;
         hostName = h.name;
         hardware.profile = lib.mkForce "qemu-x86_64";
+        # The test driver runs the serial console; a Jetson's ttyTCU0 does not exist in qemu.
+        hardware.console = lib.mkForce null;
         network.manageInterfaces = false;
         network.clusterDevice = ethOf h "cluster";
         network.storageDevice = if h.addresses ? storage then ethOf h "storage" else null;
@@ -66,6 +64,16 @@ let
         diskSize = 8192;
       };
       networking.useDHCP = false;
+      # The test framework writes the driver's own addresses (192.168.<vlan>.<n>) into
+      # /etc/hosts; these nodes have the inventory's, so the names must resolve to those.
+      networking.extraHosts = lib.mkForce (
+        lib.concatMapStrings (
+          o:
+          "${o.addresses.cluster} ${
+            lib.optionalString (facts.cluster.domain != null) "${o.name}.${facts.cluster.domain} "
+          }${o.name}\n"
+        ) facts.hosts
+      );
       networking.interfaces = lib.listToAttrs (
         map (n: {
           name = ethOf h n;
@@ -89,34 +97,17 @@ let
       ];
     };
 
-  servers = builtins.filter (h: h.role == "server") facts.hosts;
-  initName = (lib.findFirst (h: h.init) null facts.hosts).name;
-
-  # Python shared by every test: start the cluster and wait until every host is a Ready node.
-  prelude = ''
-    import json
-    by_name = {m.name: m for m in machines}
-    init = by_name["${initName}"]
-    hosts = ${builtins.toJSON (map (h: h.name) facts.hosts)}
-    servers = ${builtins.toJSON (map (h: h.name) servers)}
-
-    def kubectl(cmd, timeout=900):
-        return init.wait_until_succeeds(f"k3s kubectl {cmd}", timeout=timeout)
-
-    start_all()
-    init.wait_for_unit("k3s")
-    for m in machines:
-        m.wait_for_unit("k3s")
-        m.succeed("${testImage} | k3s ctr image import -")
-    with subtest("every inventory host joins"):
-        init.wait_until_succeeds(
-            f"[ $(k3s kubectl get nodes -o name | wc -l) -eq {len(hosts)} ]", timeout=1200
-        )
-        kubectl("wait --for=condition=Ready node --all --timeout=600s")
-  '';
+  # The test scripts' shared Python and the pure helpers (builtins only, so the scripts
+  # can be generated and linted without building anything: crates/n3x/tests/nix_facts.rs).
+  script = import ./script.nix {
+    inherit facts;
+    testImage = "${testImage}";
+  };
+  inherit (script) netIndex carried ethOf;
 in
 {
   inherit testImage facts n3xLib ethOf;
+  inherit (script) podSpec;
 
   # A Kubernetes object (or a list of them) as a JSON file in the store; the VMs see the
   # host's store, so `kubectl apply -f ''${t.json "x" obj}` works in test scripts.
@@ -135,25 +126,11 @@ in
       )
     );
 
-  # A pod (or pod template spec) running the test image.
-  podSpec = extra: cmd: {
-    tolerations = [ { operator = "Exists"; } ];
-    containers = [
-      ({
-        name = "c";
-        image = "test.local/n3x:local";
-        imagePullPolicy = "Never";
-        command = cmd;
-      }
-      // extra)
-    ];
-  };
-
   mkTest =
     { name, testScript }:
     pkgs.testers.runNixOSTest {
       name = "n3x-${name}";
       nodes = lib.listToAttrs (map (h: lib.nameValuePair h.name (node h)) facts.hosts);
-      testScript = prelude + testScript;
+      testScript = script.prelude + testScript;
     };
 }

@@ -24,6 +24,9 @@ pub(crate) fn check(inv: &Inventory, out: &mut Vec<Diagnostic>) {
     addons(inv, out);
     lab(inv, out);
     storage_mtu(inv, out);
+    routing(inv, out);
+    access(inv, out);
+    nic_names(inv, out);
 }
 
 fn unknown_network(inv: &Inventory, net: &Sp<String>, context: &str) -> Diagnostic {
@@ -720,6 +723,179 @@ fn storage_mtu(inv: &Inventory, out: &mut Vec<Diagnostic>) {
                 .related(c.span.clone(), "cluster MTU")
                 .help(format!("storage replication wants jumbo frames: set `[networks.{storage}] mtu = 9000` if your switch allows it")),
             );
+        }
+    }
+}
+
+/// The default route: exactly one network's `gateway`, inside that network, not a host's
+/// address; and DNS servers for the hosts.
+fn routing(inv: &Inventory, out: &mut Vec<Diagnostic>) {
+    let nets = sorted_by_span(inv.networks.values(), |n| n.name.span.start);
+    let with_gateway: Vec<&&Network> = nets.iter().filter(|n| n.gateway.is_some()).collect();
+    for n in &with_gateway {
+        let Some(gw) = &n.gateway else { continue };
+        let net = &n.name.value;
+        if let Some(cidr) = &n.cidr {
+            let reserved =
+                cidr.value.network_address() == Some(gw.value) || cidr.value.broadcast_address() == Some(gw.value);
+            if !cidr.value.contains(gw.value) || reserved {
+                out.push(
+                    Diagnostic::new(
+                        Code::GatewayOutsideNetwork,
+                        gw.span.clone(),
+                        if reserved {
+                            format!(
+                                "gateway `{}` is the network or broadcast address of `{net}` ({})",
+                                gw.value, cidr.value
+                            )
+                        } else {
+                            format!("gateway `{}` is outside network `{net}` ({})", gw.value, cidr.value)
+                        },
+                        "not a host address of this network",
+                    )
+                    .related(cidr.span.clone(), format!("`{net}` is defined here"))
+                    .help(format!("the gateway is the router's address on {}: hosts reach it directly", cidr.value)),
+                );
+            }
+        }
+        for host in sorted_by_span(inv.hosts.values(), |h| h.name.span.start) {
+            if let Some((_, addr)) = host.addresses.iter().find(|(a, v)| a.value == *net && v.value == gw.value) {
+                out.push(
+                    Diagnostic::new(
+                        Code::GatewayIsHostAddress,
+                        gw.span.clone(),
+                        format!("gateway `{}` of `{net}` is the address of host `{}`", gw.value, host.name.value),
+                        "a cluster host, not a router",
+                    )
+                    .related(addr.span.clone(), format!("`{}` has this address", host.name.value))
+                    .help("give the router's address; a host that routes for the others is not modelled by n3x"),
+                );
+            }
+        }
+    }
+    if let [first, rest @ ..] = with_gateway.as_slice() {
+        for other in rest {
+            let (Some(a), Some(b)) = (&first.gateway, &other.gateway) else { continue };
+            out.push(
+                Diagnostic::new(
+                    Code::SeveralDefaultRoutes,
+                    b.span.clone(),
+                    format!(
+                        "networks `{}` and `{}` both have a gateway: a host has one default route",
+                        first.name.value, other.name.value
+                    ),
+                    "second default route",
+                )
+                .related(a.span.clone(), format!("`{}` carries the default route", first.name.value))
+                .help(
+                    "keep `gateway` on the network that reaches the internet (usually `cluster`) and remove the other",
+                ),
+            );
+        }
+    }
+    let anchor = inv.networks.get(CLUSTER_NETWORK).or(nets.first().copied()).map_or(0..0, |n| n.name.span.clone());
+    if with_gateway.is_empty() && !inv.networks.is_empty() {
+        out.push(
+            Diagnostic::new(
+                Code::NoDefaultRoute,
+                anchor,
+                "no network has a `gateway`: the hosts get no default route",
+                "no gateway",
+            )
+            .help("k3s needs a default route, and Kyverno, Multus and Longhorn pull charts and images from the internet: add `gateway = \"<router>\"` to the network that reaches it"),
+        );
+    } else if nets.iter().all(|n| n.dns.is_empty()) {
+        if let Some(n) = with_gateway.first() {
+            out.push(
+                Diagnostic::new(
+                    Code::NoDnsServers,
+                    n.name.span.clone(),
+                    "no network lists `dns` servers: the hosts cannot resolve the registries' names",
+                    "no DNS servers",
+                )
+                .help(format!(
+                    "add `dns = [\"<resolver>\"]` to `[networks.{}]`, often the gateway itself",
+                    n.name.value
+                )),
+            );
+        }
+    }
+}
+
+/// Who may log in after an install: the admins' SSH keys.
+fn access(inv: &Inventory, out: &mut Vec<Diagnostic>) {
+    // No hosts, nobody to log in to: the missing hosts are the problem to report.
+    if !inv.access.ssh_keys.is_empty() || inv.is_unreadable("access.ssh_keys") || inv.hosts.is_empty() {
+        return;
+    }
+    if out.iter().any(|d| d.code == Code::InvalidSshKey) {
+        return;
+    }
+    out.push(
+        Diagnostic::new(
+            Code::NoAdminKey,
+            inv.access.span.clone().unwrap_or(0..0),
+            "no admin SSH key: nobody can log in to the hosts after an install",
+            "no `access.ssh_keys`",
+        )
+        .help("add `[access]` with `ssh_keys = [\"ssh-ed25519 AAAA... you@host\"]` (your `~/.ssh/id_ed25519.pub`); password login stays off"),
+    );
+}
+
+/// NIC names and MACs: each MAC names one NIC, and a physical host's kernel-style name
+/// (`eth0`) will not exist under NixOS' predictable names unless a MAC pins it.
+fn nic_names(inv: &Inventory, out: &mut Vec<Diagnostic>) {
+    let mut macs: BTreeMap<&str, (&str, &Span)> = BTreeMap::new();
+    for host in sorted_by_span(inv.hosts.values(), |h| h.name.span.start) {
+        let h = &host.name.value;
+        let physical = host.hardware.as_ref().is_some_and(|hw| !hw.value.is_virtual());
+        for iface in &host.interfaces {
+            if let Some(mac) = &iface.mac {
+                if let Some((first, span)) = macs.get(mac.value.as_str()) {
+                    out.push(
+                        Diagnostic::new(
+                            Code::DuplicateMac,
+                            mac.span.clone(),
+                            format!(
+                                "MAC `{}` of `{h}`'s `{}` is already given to `{first}`",
+                                mac.value, iface.name.value
+                            ),
+                            "duplicate MAC",
+                        )
+                        .related((*span).clone(), format!("given to `{first}` here"))
+                        .help("each NIC has its own MAC: copy it from `ip link` on that machine"),
+                    );
+                } else {
+                    macs.insert(&mac.value, (h, &mac.span));
+                }
+            }
+            let mut names: Vec<&Sp<String>> = iface.bond.iter().flat_map(|b| b.members.iter()).collect();
+            if iface.bond.is_none() {
+                names.push(&iface.name);
+            }
+            for n in names.into_iter().filter(|n| physical && Interface::kernel_style_name(&n.value)) {
+                let pinned = iface.bond.is_none() && iface.mac.is_some();
+                let (message, label, help) = if pinned {
+                    (
+                        format!("`{h}` renames its NIC to `{}`, a name the kernel gives NICs itself", n.value),
+                        "races with the kernel's names",
+                        "name it outside the kernel's `eth*` namespace, e.g. `lan0` (systemd.link: udev and the kernel race for `eth*` names)".to_owned(),
+                    )
+                } else if iface.bond.is_some() {
+                    (
+                        format!("`{h}` names its NIC `{}`, a name NixOS' predictable interface names replace", n.value),
+                        "this NIC will have another name",
+                        "use the NIC's predictable name (`ip link` on the machine, e.g. `enp1s0`)".to_owned(),
+                    )
+                } else {
+                    (
+                        format!("`{h}` names its NIC `{}`, a name NixOS' predictable interface names replace", n.value),
+                        "this NIC will have another name",
+                        "add `mac = \"aa:bb:cc:dd:ee:ff\"` (the NIC's MAC, from `ip link`) and a name such as `lan0`, and the host names the NIC so; or use its predictable name such as `enp1s0`".to_owned(),
+                    )
+                };
+                out.push(Diagnostic::new(Code::KernelInterfaceName, n.span.clone(), message, label).help(help));
+            }
         }
     }
 }

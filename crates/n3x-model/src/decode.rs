@@ -407,7 +407,7 @@ pub(crate) fn decode(source: &str, diags: &mut Vec<Diagnostic>) -> Option<Invent
 }
 
 fn decode_root(d: &mut Decoder, top: Table<'_, '_>) -> Inventory {
-    d.deny_unknown(top, &["version", "cluster", "k3s", "networks", "hosts", "addons", "secrets", "lab"]);
+    d.deny_unknown(top, &["version", "cluster", "k3s", "networks", "hosts", "addons", "secrets", "access", "lab"]);
 
     let version = d.integer(top, "version");
     match &version {
@@ -458,10 +458,44 @@ fn decode_root(d: &mut Decoder, top: Table<'_, '_>) -> Inventory {
     };
     let secrets_table = d.sub(top, "secrets", "secrets");
     let secrets = decode_secrets(d, secrets_table);
+    let access = match d.sub(top, "access", "access") {
+        Some(t) => decode_access(d, t),
+        None => Access::default(),
+    };
     let lab_table = d.sub(top, "lab", "lab");
     let lab = decode_lab(d, lab_table);
 
-    Inventory { version, cluster, k3s, networks, hosts, addons, secrets, lab, unreadable: BTreeSet::new() }
+    Inventory { version, cluster, k3s, networks, hosts, addons, secrets, access, lab, unreadable: BTreeSet::new() }
+}
+
+fn decode_access(d: &mut Decoder, t: Table<'_, '_>) -> Access {
+    d.deny_unknown(t, &["ssh_keys"]);
+    let mut keys = Vec::new();
+    for (i, k) in d.strings(t, "ssh_keys").unwrap_or_default().into_iter().enumerate() {
+        match crate::ssh::parse(&k.value) {
+            Ok(_) => keys.push(k),
+            Err(problem) => {
+                let mut diag = Diagnostic::new(
+                    Code::InvalidSshKey,
+                    k.span.clone(),
+                    format!("`access.ssh_keys[{i}]` is not an SSH public key: {}", problem.message()),
+                    "not a public key",
+                )
+                .help(
+                    "paste a whole line of a `.pub` file (`ssh-ed25519 AAAA... you@host`), e.g. the output of `cat ~/.ssh/id_ed25519.pub`",
+                );
+                if problem == crate::ssh::KeyProblem::PrivateKey {
+                    diag = diag
+                        .help(
+                            "paste the `.pub` file, never the private key; replace this key: it is in your repository",
+                        )
+                        .secret(k.span.clone());
+                }
+                d.push(diag);
+            }
+        }
+    }
+    Access { span: Some(t.anchor()), ssh_keys: keys }
 }
 
 fn decode_cluster(d: &mut Decoder, t: Table<'_, '_>) -> Cluster {
@@ -532,7 +566,17 @@ fn decode_k3s(d: &mut Decoder, t: Option<Table<'_, '_>>) -> K3s {
             let parts: Vec<&str> = r.split('.').collect();
             parts.len() == 2 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
         });
-        if ok {
+        if ok && k3s_package(&v.value).is_none() {
+            let tracks = K3S_TRACKS.iter().map(|(t, _)| format!("`{t}`")).collect::<Vec<_>>().join(", ");
+            d.invalid(
+                Code::UnsupportedK3sVersion,
+                v.span.clone(),
+                format!("k3s `{}` is not in the pinned nixpkgs (nixos-25.11)", v.value),
+                "no such k3s package",
+                format!("nixos-25.11 carries {tracks}; pick one (a minor upgrade is one step at a time)"),
+            );
+            d.unreadable.insert("k3s.version".into());
+        } else if ok {
             k.version = v;
         } else {
             d.invalid(
@@ -643,7 +687,7 @@ fn decode_networks(d: &mut Decoder, t: Table<'_, '_>) -> BTreeMap<String, Networ
         let anchor = key.span();
         let Some(n) = d.table(&path, anchor.clone(), value) else { continue };
         d.name("network", key.get_ref(), key.span(), 15);
-        d.deny_unknown(n, &["cidr", "vlan", "mtu"]);
+        d.deny_unknown(n, &["cidr", "vlan", "mtu", "gateway", "dns"]);
         let cidr = d.cidr(n, "cidr");
         if n.get("cidr").is_none() {
             d.missing(n, "cidr", "add `cidr = \"a.b.c.d/len\"`, the IPv4 network of this segment");
@@ -652,8 +696,21 @@ fn decode_networks(d: &mut Decoder, t: Table<'_, '_>) -> BTreeMap<String, Networ
         let mtu = d
             .int_in(n, "mtu", 576, 9216, "the MTU must fit the NICs: 576 (IPv4 minimum) to 9216 (jumbo frames)")
             .map_or(Sp::new(1500, anchor.clone()), |v| v.map(|n| n as u16));
+        let gateway = n.get("gateway").and_then(|v| d.ipv4(&format!("{path}.gateway"), v));
+        let dns = match n.get("dns") {
+            Some(v) => match v.get_ref() {
+                DeValue::Array(items) => {
+                    items.iter().filter_map(|item| d.ipv4(&format!("{path}.dns[..]"), item)).collect()
+                }
+                _ => {
+                    d.wrong_type(&format!("{path}.dns"), v, "an array of IPv4 addresses");
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
         let name = Sp::new(name, key.span());
-        out.insert(name.value.clone(), Network { name, cidr, vlan, mtu });
+        out.insert(name.value.clone(), Network { name, cidr, vlan, mtu, gateway, dns });
     }
     if t.map.is_empty() {
         d.missing(t, "cluster", "add `[networks.cluster]` with `cidr = \"...\"`");
@@ -822,7 +879,20 @@ fn decode_host(d: &mut Decoder, h: Table<'_, '_>, name: Sp<String>) -> Host {
 }
 
 fn decode_interface(d: &mut Decoder, i: Table<'_, '_>, name: Sp<String>) -> Interface {
-    d.deny_unknown(i, &["bond", "networks"]);
+    d.deny_unknown(i, &["bond", "networks", "mac"]);
+    let mac = d.string(i, "mac").and_then(|m| match normalise_mac(&m.value) {
+        Some(v) => Some(Sp::new(v, m.span)),
+        None => {
+            d.invalid(
+                Code::InvalidValue,
+                m.span,
+                format!("`{}` is not a MAC address (`{}.mac`)", m.value, i.path),
+                "expected `aa:bb:cc:dd:ee:ff`",
+                "write the NIC's MAC as six hex pairs separated by `:` (`ip link` shows it as `link/ether`)".into(),
+            );
+            None
+        }
+    });
     let networks = d.strings(i, "networks").unwrap_or_default();
     if i.get("networks").is_none() {
         d.missing(i, "networks", "list the networks this interface carries, e.g. `networks = [\"cluster\"]`");
@@ -851,7 +921,27 @@ fn decode_interface(d: &mut Decoder, i: Table<'_, '_>, name: Sp<String>) -> Inte
             .unwrap_or_else(|| Sp::new(BondMode::ActiveBackup, b.anchor()));
         bond = Some(Bond { members, mode });
     }
-    Interface { name, bond, networks }
+    let mac = match (mac, &bond) {
+        (Some(m), Some(_)) => {
+            d.invalid(
+                Code::InvalidValue,
+                m.span,
+                format!("`{}` is a bond: it has no MAC of its own to be found by", name.value),
+                "a bond takes its members' MAC",
+                "remove `mac`; name the bond's members by their predictable names (`ip link`, e.g. `enp1s0`)".into(),
+            );
+            None
+        }
+        (m, _) => m,
+    };
+    Interface { name, bond, networks, mac }
+}
+
+/// `AA-BB-CC-DD-EE-FF` or `aa:bb:...` as lowercase `aa:bb:cc:dd:ee:ff`; None if not a MAC.
+fn normalise_mac(s: &str) -> Option<String> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    let ok = parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    ok.then(|| parts.join(":").to_ascii_lowercase())
 }
 
 fn check_ifname(d: &mut Decoder, n: &Sp<String>) {

@@ -81,10 +81,20 @@ codes! {
     SecretInInventory = "secret-in-inventory", Error, "a secret value where n3x.toml expects a path or a public key";
     UnknownProfile = "unknown-profile", Error, "a lab profile that is neither built in nor defined";
     UnknownLabHost = "unknown-lab-host", Error, "`[lab.hosts.<name>]` for a host that does not exist";
+    InvalidSshKey = "invalid-ssh-key", Error, "an `access.ssh_keys` entry that is not an OpenSSH public key";
+    GatewayOutsideNetwork = "gateway-outside-network", Error, "a gateway that is not a host address of its network";
+    GatewayIsHostAddress = "gateway-is-host-address", Error, "a gateway equal to a cluster host's address";
+    SeveralDefaultRoutes = "several-default-routes", Error, "more than one network has a `gateway`";
+    DuplicateMac = "duplicate-mac", Error, "two interfaces with the same MAC address";
+    UnsupportedK3sVersion = "unsupported-k3s-version", Error, "a k3s track the pinned nixpkgs does not carry";
     JetsonServer = "jetson-server", Warning, "a Jetson (SD/eMMC-class storage) as an etcd server";
     SingleServer = "single-server", Warning, "a single server: no HA control plane";
     StorageMtuSmaller = "storage-mtu-smaller", Warning, "the storage network's MTU is smaller than the cluster network's";
     LabRttTooHigh = "lab-rtt-too-high", Warning, "lab delays put etcd's election timeout below 10 x round trip";
+    NoDefaultRoute = "no-default-route", Warning, "no network has a `gateway`, so hosts have no default route";
+    NoDnsServers = "no-dns-servers", Warning, "a default route but no `dns` servers";
+    NoAdminKey = "no-admin-key", Warning, "no `access.ssh_keys`: nobody can log in after an install";
+    KernelInterfaceName = "kernel-interface-name", Warning, "a physical host's NIC named `eth*`: it will not exist, or races with the kernel's names";
 }
 
 /// A span with a message, drawn under the user's text.

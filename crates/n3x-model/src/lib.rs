@@ -18,6 +18,7 @@ pub mod model;
 pub mod net;
 pub mod resolve;
 pub mod span;
+pub mod ssh;
 pub mod suggest;
 
 pub use check::CLUSTER_NETWORK;

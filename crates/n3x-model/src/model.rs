@@ -20,6 +20,7 @@ pub struct Inventory {
     pub hosts: BTreeMap<String, Host>,
     pub addons: Addons,
     pub secrets: Secrets,
+    pub access: Access,
     pub lab: Lab,
     /// Dotted paths (`hosts.s1.init`) of values present in the file but unreadable; each
     /// already has its diagnostic.
@@ -59,6 +60,17 @@ pub struct Etcd {
     pub snapshot_retention: Sp<u64>,
 }
 
+/// The k3s minor tracks the flake's pinned nixpkgs (nixos-25.11) carries, with the
+/// nixpkgs attribute the flake pins `services.k3s.package` to. 1.30 was removed in 25.11
+/// (end of life); 1.35 arrived after it.
+pub const K3S_TRACKS: &[(&str, &str)] =
+    &[("v1.31", "k3s_1_31"), ("v1.32", "k3s_1_32"), ("v1.33", "k3s_1_33"), ("v1.34", "k3s_1_34")];
+
+/// The nixpkgs attribute of a k3s track, if the pinned nixpkgs carries it.
+pub fn k3s_package(track: &str) -> Option<&'static str> {
+    K3S_TRACKS.iter().find(|(t, _)| *t == track).map(|(_, p)| *p)
+}
+
 pub const DISABLEABLE: &[&str] = &["traefik", "servicelb", "local-storage", "metrics-server", "coredns"];
 
 #[derive(Clone, Debug)]
@@ -68,6 +80,20 @@ pub struct Network {
     /// `None`: untagged.
     pub vlan: Option<Sp<u16>>,
     pub mtu: Sp<u16>,
+    /// The router of this network; the one network with a gateway carries every host's
+    /// default route.
+    pub gateway: Option<Sp<Ipv4Addr>>,
+    /// DNS servers, for the hosts that carry this network.
+    pub dns: Vec<Sp<Ipv4Addr>>,
+}
+
+/// `[access]`: who may log in to the installed machines.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    /// The `[access]` table, if present.
+    pub span: Option<Span>,
+    /// OpenSSH public keys of the admins, installed for root (password login stays off).
+    pub ssh_keys: Vec<Sp<String>>,
 }
 
 macro_rules! string_enum {
@@ -105,6 +131,11 @@ impl Hardware {
 
     pub fn is_jetson(self) -> bool {
         self == Hardware::JetsonOrinNano
+    }
+
+    /// A VM, whose NICs are named by the hypervisor's setup rather than found on a board.
+    pub fn is_virtual(self) -> bool {
+        matches!(self, Hardware::QemuX86_64 | Hardware::QemuAarch64)
     }
 
     /// Serial console when the inventory names none.
@@ -167,6 +198,16 @@ pub struct Interface {
     pub name: Sp<String>,
     pub bond: Option<Bond>,
     pub networks: Vec<Sp<String>>,
+    /// The NIC's MAC address, lowercase `aa:bb:cc:dd:ee:ff`: the host finds the NIC by it
+    /// and gives it this interface's name (predictable names rarely match `eth0`).
+    pub mac: Option<Sp<String>>,
+}
+
+impl Interface {
+    /// Names the kernel gives NICs itself (`eth0`), which NixOS' predictable names replace.
+    pub fn kernel_style_name(name: &str) -> bool {
+        name.strip_prefix("eth").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -27,7 +27,14 @@ pub struct Resolved {
     pub hosts: Vec<ResolvedHost>,
     pub addons: ResolvedAddons,
     pub secrets: ResolvedSecrets,
+    pub access: ResolvedAccess,
     pub lab: ResolvedLab,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedAccess {
+    /// Installed for root on every host; password login is off.
+    pub ssh_keys: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -39,6 +46,8 @@ pub struct ResolvedCluster {
 #[derive(Clone, Debug, Serialize)]
 pub struct ResolvedK3s {
     pub version: String,
+    /// The nixpkgs attribute of that track (`k3s_1_31`): the flake pins `services.k3s.package` to it.
+    pub package: String,
     pub cluster_cidr: Ipv4Net,
     pub service_cidr: Ipv4Net,
     pub cluster_dns: Ipv4Addr,
@@ -64,6 +73,8 @@ pub struct ResolvedNetwork {
     pub prefix_length: u8,
     pub vlan: Option<u16>,
     pub mtu: u16,
+    pub gateway: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -90,6 +101,19 @@ pub struct ResolvedHost {
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<String>,
     pub age: Option<String>,
+    /// ZFS's host id: the first 8 hex digits of sha256(name), stable and distinct per host.
+    pub host_id: String,
+    /// The default route, when the host carries the network that has the gateway.
+    pub default_route: Option<DefaultRoute>,
+    /// DNS servers of the networks this host carries, in network name order, without repeats.
+    pub dns: Vec<Ipv4Addr>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DefaultRoute {
+    pub gateway: Ipv4Addr,
+    /// The device holding the host's address on that network.
+    pub device: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -101,6 +125,9 @@ pub struct ResolvedInterface {
     /// The largest MTU among the networks it carries: the parent must pass the biggest frame.
     pub mtu: u16,
     pub networks: Vec<Attachment>,
+    /// The NIC's MAC, when the inventory pins it: the host finds the NIC by it and names
+    /// it `name`.
+    pub mac: Option<String>,
 }
 
 /// A network as a host sees it on one interface.
@@ -140,6 +167,9 @@ pub struct ResolvedLonghorn {
 #[derive(Clone, Debug, Serialize)]
 pub struct ResolvedSecrets {
     pub file: String,
+    /// The agents' file: `file` with `-agent` before its extension (`secrets/k3s.yaml` ->
+    /// `secrets/k3s-agent.yaml`; no extension, or a dot-file: appended).
+    pub agent_file: String,
     pub admins: Vec<String>,
 }
 
@@ -169,6 +199,48 @@ pub fn vlan_device(vlan: u16) -> String {
     format!("vlan{vlan}")
 }
 
+/// `secrets/k3s.yaml` -> `secrets/k3s-agent.yaml`; `secrets/k3s` and `secrets/.k3s` get
+/// `-agent` appended (a leading dot starts a name, not an extension).
+pub fn agent_file_path(file: &str) -> String {
+    let (dir, name) = match file.rfind('/') {
+        Some(i) => file.split_at(i + 1),
+        None => ("", file),
+    };
+    match name.rfind('.') {
+        Some(dot) if dot > 0 => format!("{dir}{}-agent{}", &name[..dot], &name[dot..]),
+        _ => format!("{dir}{name}-agent"),
+    }
+}
+
+/// ZFS's `networking.hostId`: 8 hex digits from sha256 of the host name.
+pub fn host_id(name: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The route through the one network with a gateway, on the device holding the host's
+/// address there (None when the host does not carry that network).
+fn default_route(
+    networks: &BTreeMap<String, ResolvedNetwork>,
+    interfaces: &[ResolvedInterface],
+) -> Option<DefaultRoute> {
+    let (net, gateway) = networks.iter().find_map(|(name, n)| Some((name, n.gateway?)))?;
+    let att = interfaces.iter().flat_map(|i| &i.networks).find(|a| a.network == *net)?;
+    Some(DefaultRoute { gateway, device: att.device.clone() })
+}
+
+/// The DNS servers of the networks `h` carries, in network name order, without repeats.
+fn host_dns(networks: &BTreeMap<String, ResolvedNetwork>, h: &Host) -> Vec<Ipv4Addr> {
+    let mut dns = Vec::new();
+    for d in networks.iter().filter(|(net, _)| h.address(net).is_some()).flat_map(|(_, n)| &n.dns) {
+        if !dns.contains(d) {
+            dns.push(*d);
+        }
+    }
+    dns
+}
+
 /// Resolves an inventory that checked without errors.
 pub fn resolve(inv: &Inventory) -> Result<Resolved, Unresolved> {
     let missing = |what: &str| Unresolved(format!("the inventory has errors ({what}); run `n3x check`"));
@@ -182,6 +254,8 @@ pub fn resolve(inv: &Inventory) -> Result<Resolved, Unresolved> {
                 prefix_length: cidr.prefix(),
                 vlan: n.vlan.as_ref().map(|v| v.value),
                 mtu: n.mtu.value,
+                gateway: n.gateway.as_ref().map(|g| g.value),
+                dns: n.dns.iter().map(|d| d.value).collect(),
             },
         );
     }
@@ -220,6 +294,7 @@ pub fn resolve(inv: &Inventory) -> Result<Resolved, Unresolved> {
                 bond_mode: i.bond.as_ref().map(|b| b.mode.value),
                 mtu: atts.iter().map(|a| a.mtu).max().unwrap_or(1500),
                 networks: atts,
+                mac: i.mac.as_ref().map(|m| m.value.clone()),
             });
         }
         hosts.push(ResolvedHost {
@@ -239,12 +314,15 @@ pub fn resolve(inv: &Inventory) -> Result<Resolved, Unresolved> {
                 .or_else(|| hardware.default_console().map(str::to_owned)),
             addresses: h.addresses.iter().map(|(n, a)| (n.value.clone(), a.value)).collect(),
             node_ip,
-            interfaces,
             server_url: (!is_init).then(|| server_url.clone()),
             etcd_peer_url: (role == Role::Server).then(|| format!("https://{node_ip}:{ETCD_PEER_PORT}")),
             labels: h.labels.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect(),
             taints: h.taints.iter().map(|t| t.value.clone()).collect(),
             age: h.age.as_ref().map(|a| a.value.clone()),
+            host_id: host_id(&h.name.value),
+            default_route: default_route(&networks, &interfaces),
+            dns: host_dns(&networks, h),
+            interfaces,
         });
     }
 
@@ -258,6 +336,9 @@ pub fn resolve(inv: &Inventory) -> Result<Resolved, Unresolved> {
         },
         k3s: ResolvedK3s {
             version: k.version.value.clone(),
+            package: k3s_package(&k.version.value)
+                .ok_or_else(|| missing("a k3s track nixpkgs does not carry"))?
+                .to_owned(),
             cluster_cidr: k.cluster_cidr.value,
             service_cidr: k.service_cidr.value,
             cluster_dns: k.cluster_dns.value,
@@ -291,8 +372,10 @@ pub fn resolve(inv: &Inventory) -> Result<Resolved, Unresolved> {
         },
         secrets: ResolvedSecrets {
             file: inv.secrets.file.value.clone(),
+            agent_file: agent_file_path(&inv.secrets.file.value),
             admins: inv.secrets.admins.iter().map(|a| a.value.clone()).collect(),
         },
+        access: ResolvedAccess { ssh_keys: inv.access.ssh_keys.iter().map(|k| k.value.clone()).collect() },
         lab: ResolvedLab {
             seed: lab.seed.value,
             profile: lab.profile.value.clone(),
@@ -308,4 +391,22 @@ pub fn resolve(inv: &Inventory) -> Result<Resolved, Unresolved> {
         },
         hosts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_names_follow_one_rule() {
+        assert_eq!(agent_file_path("secrets/k3s.yaml"), "secrets/k3s-agent.yaml");
+        assert_eq!(agent_file_path("k3s.yaml"), "k3s-agent.yaml");
+        assert_eq!(agent_file_path("secrets/k3s"), "secrets/k3s-agent");
+        // A dot-file's leading dot starts its name: no extension to keep.
+        assert_eq!(agent_file_path("secrets/.k3s"), "secrets/.k3s-agent");
+        assert_eq!(agent_file_path("a.b/c"), "a.b/c-agent");
+        // sha256("n100-1") and sha256("jetson-1"), first 8 hex digits (`sha256sum`).
+        assert_eq!(host_id("n100-1"), "55bb7317");
+        assert_eq!(host_id("jetson-1"), "8c6d02c5");
+    }
 }

@@ -51,21 +51,15 @@ pub struct Plan {
     pub hosts: Vec<Host>,
 }
 
-/// `secrets/k3s.yaml` -> `secrets/k3s-agent.yaml`; `secrets/k3s` -> `secrets/k3s-agent`.
-pub fn agent_file_path(file: &str) -> String {
-    let (dir, name) = match file.rfind('/') {
-        Some(i) => file.split_at(i + 1),
-        None => ("", file),
-    };
-    match name.rfind('.') {
-        Some(dot) if dot > 0 => format!("{dir}{}-agent{}", &name[..dot], &name[dot..]),
-        _ => format!("{dir}{name}-agent"),
-    }
-}
+/// `secrets/k3s.yaml` -> `secrets/k3s-agent.yaml`: the model's rule (`Resolved` carries the
+/// result as `secrets.agent_file`, and the flake reads that), re-exported for callers here.
+pub use n3x_model::resolve::agent_file_path;
 
 impl Plan {
-    pub fn new(file: &str, admins: &[String], hosts: &[Host]) -> Result<Plan, Error> {
+    /// `file` and `agent_file`: `[secrets].file` and the agents' file, as resolved.
+    pub fn new(file: &str, agent_file: &str, admins: &[String], hosts: &[Host]) -> Result<Plan, Error> {
         let file = file.trim_start_matches("./").to_string();
+        let agent_file = agent_file.trim_start_matches("./").to_string();
         if file.is_empty() || file.starts_with('/') || file.split('/').any(|c| c == "..") {
             return Err(Error::BadSecretsFile { file });
         }
@@ -107,7 +101,7 @@ impl Plan {
                 readers: server_readers,
             },
             agent: FileSpec {
-                path: agent_file_path(&file),
+                path: agent_file,
                 keys: vec![K3S_AGENT_TOKEN],
                 recipients: agent_r,
                 readers: agent_readers,

@@ -35,7 +35,7 @@ fn plan_of(resolved: &Resolved) -> Result<Plan, Error> {
             age: h.age.clone(),
         })
         .collect();
-    Plan::new(&resolved.secrets.file, &resolved.secrets.admins, &hosts)
+    Plan::new(&resolved.secrets.file, &resolved.secrets.agent_file, &resolved.secrets.admins, &hosts)
 }
 
 impl Repo {

@@ -9,7 +9,11 @@ pub fn text(r: &Resolved) -> String {
     let mut o = String::new();
     let k = &r.k3s;
     let domain = r.cluster.domain.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
-    let _ = writeln!(o, "cluster {}{domain}: k3s {}, API {}", r.cluster.name, k.version, k.server_url);
+    let _ = writeln!(
+        o,
+        "cluster {}{domain}: k3s {} (nixpkgs {}), API {}",
+        r.cluster.name, k.version, k.package, k.server_url
+    );
     let disabled = if k.disable.is_empty() { "none".to_owned() } else { k.disable.join(", ") };
     let _ = writeln!(
         o,
@@ -25,10 +29,16 @@ pub fn text(r: &Resolved) -> String {
 
     let _ = writeln!(o, "\nnetworks");
     let w = r.networks.keys().map(String::len).max().unwrap_or(4).max(4);
-    let _ = writeln!(o, "  {:w$}  {:18}  {:>4}  {:>4}", "NAME", "CIDR", "VLAN", "MTU");
+    let _ = writeln!(o, "  {:w$}  {:18}  {:>4}  {:>4}  {:15}  DNS", "NAME", "CIDR", "VLAN", "MTU", "GATEWAY");
     for (name, n) in &r.networks {
         let vlan = n.vlan.map_or("-".to_owned(), |v| v.to_string());
-        let _ = writeln!(o, "  {name:w$}  {:18}  {vlan:>4}  {:>4}", n.cidr.to_string(), n.mtu);
+        let gw = n.gateway.map_or("-".to_owned(), |g| g.to_string());
+        let dns = if n.dns.is_empty() {
+            "-".to_owned()
+        } else {
+            n.dns.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        };
+        let _ = writeln!(o, "  {name:w$}  {:18}  {vlan:>4}  {:>4}  {gw:15}  {dns}", n.cidr.to_string(), n.mtu);
     }
 
     let _ = writeln!(o, "\nhosts");
@@ -49,6 +59,13 @@ pub fn text(r: &Resolved) -> String {
         addons.push(format!("longhorn ({net}{} replicas, {})", a.longhorn.replicas, a.longhorn.data_path));
     }
     let _ = writeln!(o, "\naddons: {}", if addons.is_empty() { "none".into() } else { addons.join("; ") });
+    let keys = r.access.ssh_keys.len();
+    let _ = writeln!(
+        o,
+        "access: {} admin SSH key{} for root, password login off",
+        if keys == 0 { "no".to_owned() } else { keys.to_string() },
+        if keys == 1 { "" } else { "s" }
+    );
     let admins = r.secrets.admins.len();
     let _ = writeln!(o, "secrets: {} ({admins} admin recipient{})", r.secrets.file, if admins == 1 { "" } else { "s" });
     let special: Vec<String> = r
@@ -94,7 +111,18 @@ fn host(o: &mut String, h: &ResolvedHost) {
                 format!("{} {}/{} on {} ({tag}, mtu {})", a.network, a.address, a.prefix_length, a.device, a.mtu)
             })
             .collect();
-        let _ = writeln!(o, "    {}{bond}: {}", i.name, nets.join("; "));
+        let mac = i.mac.as_deref().map(|m| format!(" (mac {m})")).unwrap_or_default();
+        let _ = writeln!(o, "    {}{mac}{bond}: {}", i.name, nets.join("; "));
+    }
+    let mut net = Vec::new();
+    if let Some(d) = &h.default_route {
+        net.push(format!("default via {} on {}", d.gateway, d.device));
+    }
+    if !h.dns.is_empty() {
+        net.push(format!("dns {}", h.dns.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")));
+    }
+    if !net.is_empty() {
+        let _ = writeln!(o, "    {}", net.join(", "));
     }
     match &h.server_url {
         Some(url) => {

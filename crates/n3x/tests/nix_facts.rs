@@ -104,13 +104,45 @@ fn inventories(scratch: &Scratch) -> Vec<PathBuf> {
     vec![root().join("n3x.toml"), root().join("examples/five-servers.toml"), generated]
 }
 
+/// Every inventory the facts must agree on: the above, every test case without errors,
+/// generated clusters of several sizes, and inventories with odd `[secrets].file` names.
+fn all_clean_inventories(scratch: &Scratch) -> Vec<PathBuf> {
+    let mut out = inventories(scratch);
+    let cases = root().join("crates/n3x/tests/cases");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&cases).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    for p in names {
+        let text = std::fs::read_to_string(&p).unwrap();
+        if !text.lines().any(|l| l.starts_with("# expect: error")) {
+            out.push(p);
+        }
+    }
+    for (hosts, servers) in [(1, 1), (3, 3), (12, 5), (40, 3)] {
+        let p = scratch.0.join(format!("gen-{hosts}-{servers}.toml"));
+        std::fs::write(&p, n3x_gen::inventory("gen", hosts, servers)).unwrap();
+        out.push(p);
+    }
+    for (i, file) in
+        ["k3s.yaml", "a.b/c", "deep/dir/x.json", "secrets/.k3s", "secrets/k3s", "x.tar.gz"].iter().enumerate()
+    {
+        let p = scratch.0.join(format!("secrets-file-{i}.toml"));
+        let text = std::fs::read_to_string(root().join("n3x.toml")).unwrap();
+        std::fs::write(&p, text.replace("file = \"secrets/k3s.yaml\"", &format!("file = \"{file}\""))).unwrap();
+        out.push(p);
+    }
+    out
+}
+
 #[test]
 fn nix_facts_equal_n3x_show_json() {
     if !have_nix() {
         return;
     }
     let scratch = Scratch::new("equal");
-    for inv in inventories(&scratch) {
+    let all = all_clean_inventories(&scratch);
+    // 3 + the clean cases (9 today) + 4 generated + 6 secrets-file variants.
+    assert!(all.len() >= 20, "only {} inventories compared", all.len());
+    for inv in all {
         let mut rust = show_json(&inv);
         let mut nix = nix_facts(&inv);
         normalise_impairments(&mut rust);
@@ -148,22 +180,37 @@ fn lib_eval(inv: &Path, body: &str) -> Value {
     nix_eval(&format!("let l = import {}; f = l.fromFile {}; in {body}", lit(&lib), lit(inv)))
 }
 
+/// The derived names the flake uses come from the facts, computed once per side: the
+/// agents' secrets file (dot-files and files without extension included) and ZFS host ids.
 #[test]
-fn agent_secrets_file_and_host_id_derivations() {
+fn derived_names_come_from_the_facts() {
     if !have_nix() {
         return;
     }
-    let got = lib_eval(
-        &root().join("n3x.toml"),
-        r#"{ files = map l.agentSecretsFile [ "secrets/k3s.yaml" "k3s.yaml" "a.b/c" "deep/dir/x.json" ];
-             ids = map l.hostId [ "n100-1" "jetson-1" ]; }"#,
-    );
+    let scratch = Scratch::new("derived");
+    let mut seen = Vec::new();
+    for inv in all_clean_inventories(&scratch).iter().filter(|p| p.to_string_lossy().contains("secrets-file-")) {
+        let facts = nix_facts(inv);
+        assert_eq!(facts["secrets"]["agent_file"], show_json(inv)["secrets"]["agent_file"], "{}", inv.display());
+        seen.push(facts["secrets"]["agent_file"].as_str().unwrap().to_owned());
+    }
     assert_eq!(
-        got["files"],
-        serde_json::json!(["secrets/k3s-agent.yaml", "k3s-agent.yaml", "a.b/c-agent", "deep/dir/x-agent.json"])
+        seen,
+        [
+            "k3s-agent.yaml",
+            "a.b/c-agent",
+            "deep/dir/x-agent.json",
+            "secrets/.k3s-agent",
+            "secrets/k3s-agent",
+            "x.tar-agent.gz"
+        ]
     );
+    let reference = nix_facts(&root().join("n3x.toml"));
+    let id = |name: &str| {
+        reference["hosts"].as_array().unwrap().iter().find(|h| h["name"] == name).unwrap()["host_id"].clone()
+    };
     // The first 8 hex digits of sha256("n100-1") / sha256("jetson-1") (`sha256sum`).
-    assert_eq!(got["ids"], serde_json::json!(["55bb7317", "8c6d02c5"]));
+    assert_eq!((id("n100-1"), id("jetson-1")), (Value::from("55bb7317"), Value::from("8c6d02c5")));
 }
 
 #[test]
@@ -176,7 +223,7 @@ fn sops_secrets_follow_role_and_inventory_paths() {
         let facts = show_json(&inv);
         let plan = lib_eval(&inv, "l.plan f");
         let file = facts["secrets"]["file"].as_str().unwrap();
-        let agent_file = format!("{}-agent.yaml", file.strip_suffix(".yaml").unwrap());
+        let agent_file = facts["secrets"]["agent_file"].as_str().unwrap();
         for (h, p) in facts["hosts"].as_array().unwrap().iter().zip(plan.as_array().unwrap()) {
             assert_eq!(h["name"], p["name"]);
             let s = &p["secrets"];
@@ -189,7 +236,7 @@ fn sops_secrets_follow_role_and_inventory_paths() {
                 assert_eq!(s["k3s-token"]["key"], "k3s-token");
                 assert_eq!(s["k3s-token"]["path"], facts["k3s"]["token_file"]);
             } else {
-                assert_eq!(agent["file"], agent_file.as_str(), "{}: agents read the -agent file", h["name"]);
+                assert_eq!(agent["file"], agent_file, "{}: agents read the -agent file", h["name"]);
                 assert!(s.get("k3s-token").is_none(), "{}: an agent must not get the server token", h["name"]);
             }
         }
@@ -266,12 +313,26 @@ fn networkd_units_carry_the_facts() {
     for inv in inventories(&scratch) {
         let facts = show_json(&inv);
         let units = lib_eval(&inv, "map (h: l.networkd h) f.hosts");
+        assert!(units.as_array().unwrap().iter().all(|u| u.get("links").is_some()));
         for (h, u) in facts["hosts"].as_array().unwrap().iter().zip(units.as_array().unwrap()) {
             let name = &h["name"];
             for i in h["interfaces"].as_array().unwrap() {
                 let ifname = i["name"].as_str().unwrap();
                 let parent = &u["networks"][format!("30-{ifname}")];
-                assert_eq!(parent["matchConfig"]["Name"], ifname, "{name}");
+                match i["mac"].as_str() {
+                    // Found by its burned-in MAC (a VLAN device or bond shares the MAC,
+                    // never the permanent one) and named as in the inventory.
+                    Some(mac) => {
+                        assert_eq!(parent["matchConfig"], serde_json::json!({"PermanentMACAddress": mac}), "{name}");
+                        let link = &u["links"][format!("10-{ifname}")];
+                        assert_eq!(link["matchConfig"]["PermanentMACAddress"], mac, "{name}");
+                        assert_eq!(link["linkConfig"]["Name"], ifname, "{name}");
+                    }
+                    None => {
+                        assert_eq!(parent["matchConfig"], serde_json::json!({"Name": ifname}), "{name}");
+                        assert!(u["links"].get(format!("10-{ifname}")).is_none(), "{name}");
+                    }
+                }
                 assert_eq!(
                     parent["linkConfig"]["MTUBytes"],
                     i["mtu"].to_string(),
@@ -309,6 +370,21 @@ fn networkd_units_carry_the_facts() {
                         assert_eq!(u["networks"][format!("50-{dev}")]["address"], serde_json::json!([cidr]), "{name}");
                     }
                 }
+            }
+            // The default route and DNS sit on exactly the unit of the device that reaches
+            // the gateway.
+            let units = u["networks"].as_object().unwrap();
+            let with_gw: Vec<&Value> = units.values().filter(|n| n.get("gateway").is_some()).collect();
+            match h["default_route"].as_object() {
+                Some(r) => {
+                    assert_eq!(with_gw.len(), 1, "{name}: one unit carries the default route");
+                    assert_eq!(with_gw[0]["gateway"], serde_json::json!([r["gateway"]]), "{name}");
+                    assert_eq!(with_gw[0]["matchConfig"]["Name"], r["device"], "{name}");
+                    if !h["dns"].as_array().unwrap().is_empty() {
+                        assert_eq!(with_gw[0]["dns"], h["dns"], "{name}: DNS with the route");
+                    }
+                }
+                None => assert!(with_gw.is_empty(), "{name}: no gateway, no default route"),
             }
         }
     }
@@ -458,4 +534,118 @@ fn disko_layouts_follow_the_inventory() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown layout `btrfs`"));
+}
+
+/// The names the NixOS test driver defines for a test script, as its linter declares them
+/// (nixos/lib/testing/driver.nix: `PYFLAKES_BUILTINS` = the nodes' names, pythonized, and
+/// the driver's symbols).
+fn driver_builtins(nodes: &[&str]) -> String {
+    let mut names: Vec<String> = nodes
+        .iter()
+        .map(|n| n.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect())
+        .collect();
+    if nodes.len() == 1 {
+        names.push("machine".into());
+    }
+    names.extend(
+        [
+            "start_all",
+            "test_script",
+            "machines",
+            "vlans",
+            "driver",
+            "log",
+            "os",
+            "create_machine",
+            "subtest",
+            "run_tests",
+            "join_all",
+            "retry",
+            "serial_stdout_off",
+            "serial_stdout_on",
+            "polling_condition",
+            "Machine",
+        ]
+        .map(String::from),
+    );
+    names.join(",")
+}
+
+/// Every VM test script, generated from nix/tests with builtins only: `script.nix` is the
+/// shared part, and the store paths a build would make are stand-ins.
+fn test_scripts(inventory: &Path) -> Value {
+    nix_eval(&format!(
+        r#"let
+             root = {root};
+             facts = import (root + "/nix/lib/facts.nix") {{ inventory = builtins.fromTOML (builtins.readFile {inv}); }};
+             stub = name: "/nix/store/00000000000000000000000000000000-${{name}}";
+             script = import (root + "/nix/tests/script.nix") {{ inherit facts; testImage = stub "n3x-test-image"; }};
+             t = script // {{
+               inherit facts;
+               n3xLib = import (root + "/nix/lib");
+               testImage = stub "n3x-test-image";
+               json = name: _obj: stub "n3x-test-${{name}}.json";
+               mkTest = {{ name, testScript }}: script.prelude + testScript;
+             }};
+             dir = root + "/nix/tests";
+             helpers = [ "default.nix" "lib.nix" "script.nix" ];
+             files = builtins.filter (f: builtins.match ".*\\.nix" f != null && !builtins.elem f helpers)
+               (builtins.attrNames (builtins.readDir dir));
+           in builtins.listToAttrs (map (f: {{ name = f; value = import (dir + "/${{f}}") {{ inherit t; }}; }}) files)"#,
+        root = lit(&root()),
+        inv = lit(inventory)
+    ))
+}
+
+fn have_pyflakes() -> bool {
+    let ok = Command::new("python3").args(["-m", "pyflakes", "--version"]).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        n3x_testkit::skip("pyflakes lint of the VM test scripts", "pyflakes is not installed (pip install pyflakes)");
+    }
+    ok
+}
+
+/// pyflakes on `script` with the driver's names declared; returns its complaints.
+fn pyflakes(script: &str, nodes: &[&str], dir: &Path, name: &str) -> String {
+    let f = dir.join(format!("{name}.py"));
+    std::fs::write(&f, script).unwrap();
+    let out = Command::new("python3")
+        .args(["-m", "pyflakes"])
+        .arg(&f)
+        .env("PYFLAKES_BUILTINS", driver_builtins(nodes))
+        .output()
+        .unwrap();
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// The NixOS test driver lints every `testScript` with pyflakes before it runs (and fails
+/// the build on any finding, unless `skipLint`, which n3x never sets). Lint them here.
+#[test]
+fn every_vm_test_script_passes_the_drivers_pyflakes() {
+    if !have_nix() || !have_pyflakes() {
+        return;
+    }
+    let scratch = Scratch::new("pyflakes");
+    let mut linted = 0;
+    for inv in inventories(&scratch) {
+        let facts = show_json(&inv);
+        let nodes: Vec<&str> = facts["hosts"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
+        let scripts = test_scripts(&inv);
+        let scripts = scripts.as_object().unwrap();
+        assert!(scripts.len() >= 4, "{} test files", scripts.len());
+        for (file, script) in scripts {
+            let complaints = pyflakes(script.as_str().unwrap(), &nodes, &scratch.0, file);
+            assert!(complaints.trim().is_empty(), "{file} for {}:\n{complaints}", inv.display());
+            linted += 1;
+        }
+    }
+    assert!(linted >= 12);
+    // The harness can fail: an unused import (what broke two tests) and an unknown name.
+    let bad = pyflakes("import json\nstart_all()\nnot_a_driver_name()\n", &["n100-1"], &scratch.0, "control");
+    assert!(bad.contains("'json' imported but unused") && bad.contains("undefined name 'not_a_driver_name'"), "{bad}");
+    assert!(
+        pyflakes("start_all()\nn100_1.succeed('true')\nmachine.succeed('true')\n", &["n100-1"], &scratch.0, "ok")
+            .trim()
+            .is_empty()
+    );
 }
