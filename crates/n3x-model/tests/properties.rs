@@ -47,6 +47,12 @@ fn fragment() -> impl Strategy<Value = String> {
         Just("delay_ms = 1e308\n".to_owned()),
         Just("replicas = -1\n".to_owned()),
         Just("version = 99999999999999999999\n".to_owned()),
+        Just("gateway = \"192.168.200.11\"\n".to_owned()),
+        Just("dns = [\"1.1.1.1\", 3]\n".to_owned()),
+        Just("mac = \"48:b0:2d:00:00:21\"\n".to_owned()),
+        Just("ssh_keys = [\"ssh-ed25519 AAAA\"]\n".to_owned()),
+        Just("\n[access]\nssh_keys = [\"ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB\"]\n".to_owned()),
+        Just("version = \"v1.29\"\n".to_owned()),
         Just("ç€𝄞\u{0}\r\n".to_owned()),
         "[ -~]{0,12}",
     ]
@@ -112,4 +118,18 @@ fn analysis_is_deterministic() {
     let b = analyze(REFERENCE);
     assert_eq!(a.diagnostics, b.diagnostics);
     assert_eq!(format!("{:?}", a.resolve()), format!("{:?}", b.resolve()));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Any text is judged without a panic; a key's base64 cut anywhere is never accepted.
+    #[test]
+    fn ssh_keys_are_judged_without_panics(text in "\\PC{0,120}", cut in 0usize..68) {
+        let _ = n3x_model::ssh::parse(&text);
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIg1tSeDbaCxo+Nd4dkyEITHaA5kYOGLbWiTHXUzfDMO";
+        prop_assert!(n3x_model::ssh::parse(key).is_ok());
+        let short = &key[..(12 + cut).min(key.len() - 1)];
+        prop_assert!(n3x_model::ssh::parse(short).is_err(), "accepted a cut key: {short}");
+    }
 }
