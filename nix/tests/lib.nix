@@ -64,6 +64,12 @@ let
         diskSize = 8192;
       };
       networking.useDHCP = false;
+      # The inventory's default route, on the VM's NIC for that network: k3s needs one. No
+      # router answers there in the test network; the route is what k3s looks for.
+      networking.defaultGateway = lib.mkIf (h.default_route != null) {
+        address = h.default_route.gateway;
+        interface = ethOf h (lib.findFirst (n: facts.networks.${n}.gateway != null) null (carried h));
+      };
       # The test framework writes the driver's own addresses (192.168.<vlan>.<n>) into
       # /etc/hosts; these nodes have the inventory's, so the names must resolve to those.
       networking.extraHosts = lib.mkForce (
