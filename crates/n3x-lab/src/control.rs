@@ -47,6 +47,19 @@ pub enum Request {
     Verify {
         via: Option<String>,
     },
+    /// From the `switch-to-configuration` double: `host` now runs `generation`; restart
+    /// its services with `settings`.
+    Activate {
+        host: String,
+        generation: String,
+        settings: Box<crate::generation::Settings>,
+    },
+    /// From the `nixos-anywhere` double: `host` is installed (with `host_key` as its new
+    /// SSH host key); a server's etcd member joins the cluster as a k3s server does.
+    Install {
+        host: String,
+        host_key: Option<std::path::PathBuf>,
+    },
     Shutdown,
 }
 
@@ -88,6 +101,20 @@ pub struct HostStatus {
     pub addresses: Vec<String>,
     /// Servers only.
     pub member: Option<MemberStatus>,
+    /// The generation it runs (labs with SSH).
+    #[serde(default)]
+    pub generation: Option<String>,
+    #[serde(default)]
+    pub settings: Option<crate::generation::Settings>,
+    /// When it was last activated, on the lab's clock.
+    #[serde(default)]
+    pub activated_ms: Option<f64>,
+    /// k3s's unit: up unless the generation broke it (or the host is not installed).
+    #[serde(default)]
+    pub k3s_active: bool,
+    /// False in an empty lab until `n3x install` put NixOS on it.
+    #[serde(default)]
+    pub installed: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -120,6 +147,8 @@ impl Request {
             Request::PauseProbes => "pause-probes",
             Request::ResumeProbes => "resume-probes",
             Request::Verify { .. } => "verify",
+            Request::Activate { .. } => "activate",
+            Request::Install { .. } => "install",
             Request::Shutdown => "shutdown",
         }
     }

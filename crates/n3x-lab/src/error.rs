@@ -92,6 +92,14 @@ pub enum LabError {
     Encode { what: String, message: String },
     #[error("{} process(es) of the lab did not exit after SIGKILL: {}", .what.len(), .what.join(", "))]
     Survivors { what: Vec<String> },
+    #[error("sshd on `{host}` did not start listening")]
+    SshdDown { host: String, log: PathBuf },
+    #[error("lab `{cluster}` runs without SSH, so nothing can be deployed to it")]
+    NoSsh { cluster: String },
+    #[error("the inventory does not match lab `{cluster}`: {detail}")]
+    Mismatch { cluster: String, detail: String },
+    #[error("`{host}` is not installed yet")]
+    NotInstalled { host: String },
 }
 
 fn others_suffix(others: &[String]) -> String {
@@ -179,6 +187,14 @@ impl LabError {
             }
             LabError::Encode { .. } => "this is a bug in n3x; please report it".into(),
             LabError::Survivors { .. } => "kill them by hand (`kill -9 PID`), then run `n3x lab down` again".into(),
+            LabError::SshdDown { log, .. } => format!("its log is {}", log.display()),
+            LabError::NoSsh { cluster } => {
+                format!("`n3x lab down --cluster {cluster}`, then `n3x lab up --ssh on` (SSH is on by default up to 100 hosts)")
+            }
+            LabError::Mismatch { .. } => {
+                "a lab deploy changes settings of the hosts the lab runs; bring a lab of this inventory up first".into()
+            }
+            LabError::NotInstalled { host } => format!("install it first: `n3x install --lab {host}`"),
         }
     }
 
@@ -193,7 +209,8 @@ impl LabError {
             LabError::UnknownProfile { .. }
             | LabError::UnknownScenario { .. }
             | LabError::BadValue { .. }
-            | LabError::PartitionFromWhom { .. } => ErrorKind::Usage,
+            | LabError::PartitionFromWhom { .. }
+            | LabError::Mismatch { .. } => ErrorKind::Usage,
             LabError::Io { .. } => ErrorKind::Io,
             _ => ErrorKind::Lab,
         }

@@ -6,30 +6,44 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
-use serde_json::{Value, json};
 
-use crate::plan::{HostPlan, LabPlan};
+use crate::plan::{EtcdTimings, HostPlan, LabPlan};
 
-pub const CLIENT_PORT: u16 = 2379;
-pub const PEER_PORT: u16 = 2380;
+pub use n3x_etcd::{CLIENT_PORT, PEER_PORT};
 
-/// The command line of `host`'s member. `existing` restarts a member on its old data.
-pub fn args(plan: &LabPlan, host: &HostPlan, data_dir: &Path, existing: bool) -> Vec<String> {
+/// The command line of `host`'s member. `existing` restarts a member on its old data;
+/// `timings` are the heartbeat and election timeout of the host's running generation.
+/// Members listen on the host's loopback too, where k3s's own clients reach them.
+pub fn args(plan: &LabPlan, host: &HostPlan, data_dir: &Path, existing: bool, timings: EtcdTimings) -> Vec<String> {
+    args_with_cluster(plan, host, data_dir, existing, timings, &plan.initial_cluster())
+}
+
+/// [`args`] with an explicit `--initial-cluster` (a member joining a running cluster
+/// names the members it was told about by `member add`).
+pub fn args_with_cluster(
+    plan: &LabPlan,
+    host: &HostPlan,
+    data_dir: &Path,
+    existing: bool,
+    timings: EtcdTimings,
+    initial_cluster: &str,
+) -> Vec<String> {
     let ip = host.cluster_ip;
     [
         ("--name", host.name.clone()),
         ("--data-dir", data_dir.display().to_string()),
         ("--listen-peer-urls", format!("http://{ip}:2380")),
         ("--initial-advertise-peer-urls", host.etcd_peer_url()),
-        ("--listen-client-urls", format!("http://{ip}:{CLIENT_PORT}")),
+        ("--listen-client-urls", format!("http://{ip}:{CLIENT_PORT},http://127.0.0.1:{CLIENT_PORT}")),
         ("--advertise-client-urls", host.etcd_client_url()),
-        ("--initial-cluster", plan.initial_cluster()),
+        ("--initial-cluster", initial_cluster.to_owned()),
         ("--initial-cluster-state", if existing { "existing" } else { "new" }.into()),
         ("--initial-cluster-token", format!("n3x-lab-{}", plan.cluster)),
-        ("--heartbeat-interval", plan.etcd.heartbeat_ms.to_string()),
-        ("--election-timeout", plan.etcd.election_ms.to_string()),
+        ("--heartbeat-interval", timings.heartbeat_ms.to_string()),
+        ("--election-timeout", timings.election_ms.to_string()),
+        // As etcd 3.5 (k3s's) does by default: a member that rejoins after a restart asks
+        // before it campaigns, so it does not depose a healthy leader.
+        ("--pre-vote", "true".into()),
         ("--logger", "zap".into()),
         ("--log-outputs", "stderr".into()),
         // A lab member's data lives on tmpfs and dies with the lab: keep the backend small.
@@ -52,43 +66,30 @@ pub enum EtcdError {
     #[error("etcd answered {status}: {body}")]
     Status { status: u16, body: String },
     #[error("unexpected etcd answer: {0}")]
-    Decode(String),
+    Decode(#[from] n3x_etcd::DecodeError),
 }
 
-fn call(ip: Ipv4Addr, path: &str, body: Value, timeout: Duration) -> Result<Value, EtcdError> {
-    decode(crate::http::post_json(SocketAddr::from((ip, CLIENT_PORT)), path, &body.to_string(), timeout)?)
-}
-
-/// etcd's JSON encodes 64-bit integers as strings.
-fn int(v: &Value) -> u64 {
-    match v {
-        Value::String(s) => s.parse().unwrap_or(0),
-        Value::Number(n) => n.as_u64().unwrap_or(0),
-        _ => 0,
-    }
-}
-
-fn decode(r: crate::http::Response) -> Result<Value, EtcdError> {
+fn answer(r: crate::http::Response) -> Result<String, EtcdError> {
     if r.status != 200 {
         return Err(EtcdError::Status { status: r.status, body: r.body.chars().take(200).collect() });
     }
-    serde_json::from_str(&r.body).map_err(|e| EtcdError::Decode(format!("{e}: {}", r.body)))
+    Ok(r.body)
 }
 
-fn put_body(key: &str, value: &str) -> String {
-    json!({"key": B64.encode(key), "value": B64.encode(value)}).to_string()
+/// POSTs `body` to the member at `ip`; returns the answer's body.
+pub fn call(ip: Ipv4Addr, path: &str, body: &str, timeout: Duration) -> Result<String, EtcdError> {
+    answer(crate::http::post_json(client_addr(ip), path, body, timeout)?)
 }
 
 /// Writes `key = value`; returns the revision of the write once etcd acknowledges it.
 pub fn put(ip: Ipv4Addr, key: &str, value: &str, timeout: Duration) -> Result<u64, EtcdError> {
-    let r = crate::http::post_json(SocketAddr::from((ip, CLIENT_PORT)), "/v3/kv/put", &put_body(key, value), timeout)?;
-    Ok(int(&decode(r)?["header"]["revision"]))
+    Ok(n3x_etcd::parse_put(&call(ip, n3x_etcd::PUT, &n3x_etcd::put_body(key, value), timeout)?)?)
 }
 
 /// Like [`put`], over a kept-alive connection to the member.
 pub fn put_on(conn: &mut crate::http::Conn, key: &str, value: &str, timeout: Duration) -> Result<u64, EtcdError> {
-    let r = conn.post_json("/v3/kv/put", &put_body(key, value), timeout)?;
-    Ok(int(&decode(r)?["header"]["revision"]))
+    let r = conn.post_json(n3x_etcd::PUT, &n3x_etcd::put_body(key, value), timeout)?;
+    Ok(n3x_etcd::parse_put(&answer(r)?)?)
 }
 
 /// The client address of the member at `ip`.
@@ -98,46 +99,11 @@ pub fn client_addr(ip: Ipv4Addr) -> SocketAddr {
 
 /// Every key under `prefix` with its value (a linearizable read).
 pub fn range_prefix(ip: Ipv4Addr, prefix: &str, timeout: Duration) -> Result<Vec<(String, String)>, EtcdError> {
-    let mut end = prefix.as_bytes().to_vec();
-    if let Some(last) = end.last_mut() {
-        *last += 1;
-    }
-    let v = call(ip, "/v3/kv/range", json!({"key": B64.encode(prefix), "range_end": B64.encode(&end)}), timeout)?;
-    let decode = |x: &Value| {
-        x.as_str()
-            .and_then(|s| B64.decode(s).ok())
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    };
-    Ok(v["kvs"]
-        .as_array()
-        .map(|kvs| kvs.iter().map(|kv| (decode(&kv["key"]), decode(&kv["value"]))).collect())
-        .unwrap_or_default())
+    Ok(n3x_etcd::parse_range(&call(ip, n3x_etcd::RANGE, &n3x_etcd::range_prefix_body(prefix), timeout)?)?)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Status {
-    pub member_id: u64,
-    /// The member this one believes is leader; 0 when it knows none.
-    pub leader: u64,
-    pub revision: u64,
-    pub raft_term: u64,
-    pub raft_index: u64,
-}
-
-impl Status {
-    pub fn is_leader(&self) -> bool {
-        self.leader != 0 && self.leader == self.member_id
-    }
-}
+pub use n3x_etcd::Status;
 
 pub fn status(ip: Ipv4Addr, timeout: Duration) -> Result<Status, EtcdError> {
-    let v = call(ip, "/v3/maintenance/status", json!({}), timeout)?;
-    Ok(Status {
-        member_id: int(&v["header"]["member_id"]),
-        leader: int(&v["leader"]),
-        revision: int(&v["header"]["revision"]),
-        raft_term: int(&v["raftTerm"]),
-        raft_index: int(&v["raftIndex"]),
-    })
+    Ok(n3x_etcd::parse_status(&call(ip, n3x_etcd::STATUS, &n3x_etcd::empty_body(), timeout)?)?)
 }

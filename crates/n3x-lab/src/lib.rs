@@ -14,14 +14,19 @@
 
 pub mod build;
 pub mod control;
+pub mod deploy_scenarios;
+pub mod double;
 pub mod error;
 pub mod etcd;
 pub mod fabric;
+pub mod generation;
+pub mod hostroot;
 pub mod http;
 pub mod lifecycle;
 pub mod plan;
 pub mod preflight;
 pub mod probe;
+pub mod rehearse;
 pub mod report;
 pub mod scenario;
 pub mod session;

@@ -49,7 +49,7 @@ pub struct LabPlan {
     pub agents: Vec<usize>,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EtcdTimings {
     pub heartbeat_ms: u64,
     pub election_ms: u64,
@@ -82,7 +82,14 @@ pub struct HostPlan {
 pub enum LabRole {
     Server,
     Agent,
+    /// Not a host of the inventory: the operator's machine, wired to the cluster network
+    /// on a free address. The deployer's SSH starts here, so partitions and impairments
+    /// apply to it as to any host.
+    Operator,
 }
+
+/// The operator's name in the lab (`lab exec operator`, partitions).
+pub const OPERATOR: &str = "operator";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct IfacePlan {
@@ -120,6 +127,58 @@ impl LabPlan {
 
     pub fn host(&self, name: &str) -> Option<&HostPlan> {
         self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The operator's place in `hosts`, when the lab has one.
+    pub fn operator(&self) -> Option<&HostPlan> {
+        self.hosts.iter().find(|h| h.role == LabRole::Operator)
+    }
+
+    /// The hosts of the inventory (everything but the operator).
+    pub fn inventory_hosts(&self) -> impl Iterator<Item = &HostPlan> {
+        self.hosts.iter().filter(|h| h.role != LabRole::Operator)
+    }
+
+    /// Adds the operator: a namespace on the cluster network at the highest address no
+    /// host and no gateway uses. Refused when a host is called `operator` or the network
+    /// is full.
+    pub fn add_operator(&mut self, r: &Resolved) -> Result<(), String> {
+        if self.host(OPERATOR).is_some() {
+            return Err(format!("a host is named `{OPERATOR}`, the lab's name for the operator's machine"));
+        }
+        let net = r.networks.get(CLUSTER_NETWORK).ok_or("the inventory has no `cluster` network")?;
+        let net_index = self.networks.iter().position(|n| n.name == CLUSTER_NETWORK).ok_or("no cluster network")?;
+        let used: Vec<Ipv4Addr> = self.hosts.iter().flat_map(|h| h.ifaces.iter().map(|i| i.address)).collect();
+        let (Some(first), Some(last)) = (net.cidr.network_address(), net.cidr.broadcast_address()) else {
+            return Err("the cluster network has no room for the operator".into());
+        };
+        let free = (u32::from(first) + 1..u32::from(last))
+            .rev()
+            .map(Ipv4Addr::from)
+            .find(|a| !used.contains(a) && net.gateway != Some(*a))
+            .ok_or("the cluster network has no free address for the operator")?;
+        let index = self.hosts.len();
+        let mtu = self.networks[net_index].mtu;
+        self.hosts.push(HostPlan {
+            name: OPERATOR.into(),
+            index,
+            ns: host_ns(&self.cluster, OPERATOR),
+            role: LabRole::Operator,
+            init: false,
+            cluster_ip: free,
+            ifaces: vec![IfacePlan {
+                network: CLUSTER_NETWORK.into(),
+                net_index,
+                ifname: CLUSTER_NETWORK.into(),
+                address: free,
+                prefix: net.prefix_length,
+                mtu,
+                port: format!("h{index}n{net_index}"),
+            }],
+            profile_name: "default".into(),
+            profile: Profile::default(),
+        });
+        Ok(())
     }
 
     /// `name1=http://ip1:2380,...` for etcd's `--initial-cluster`.
@@ -265,6 +324,20 @@ mod tests {
         ports.dedup();
         assert_eq!(ports.len(), 10);
         assert!(ports.iter().all(|p| p.len() <= 15));
+    }
+
+    #[test]
+    fn the_operator_takes_a_free_cluster_address() {
+        let r = n3x_model::analyze(include_str!("../../../n3x.toml")).resolve().unwrap();
+        let mut p = plan(&r, None);
+        p.add_operator(&r).unwrap();
+        let op = p.operator().unwrap();
+        assert_eq!(op.ns, "n3x-n3x-operator");
+        assert_eq!(op.cluster_ip, Ipv4Addr::new(192, 168, 200, 254));
+        assert_eq!(op.ifaces.len(), 1);
+        assert_eq!(p.inventory_hosts().count(), 5);
+        assert_eq!((p.servers.len(), p.agents.len()), (3, 2));
+        assert!(p.add_operator(&r).unwrap_err().contains("named `operator`"));
     }
 
     #[test]

@@ -27,6 +27,48 @@ pub struct UpRequest {
     pub etcd: Option<PathBuf>,
     /// Default: [`crate::probe::default_interval_ms`].
     pub probe_interval_ms: Option<u64>,
+    /// Whether every host runs sshd (and the lab has an operator namespace to reach them).
+    pub ssh: SshChoice,
+    /// Start with no host installed: no etcd, no probes, until `n3x install --lab`.
+    pub empty: bool,
+}
+
+/// `--ssh`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SshChoice {
+    /// On up to [`SSH_AUTO_MAX`] hosts when Debian's sshd is installed.
+    Auto,
+    On,
+    Off,
+}
+
+/// `--ssh auto` turns SSH on up to this many hosts (a few MiB and a process each).
+pub const SSH_AUTO_MAX: usize = 100;
+
+const SSHD_FIX: &str = "install Debian's OpenSSH server (`apt-get install openssh-server`), or pass `--ssh off`";
+
+/// Decides `--ssh`: on, off, or why not.
+pub fn decide_ssh(choice: SshChoice, hosts: usize, empty: bool, sshd_present: bool) -> Result<bool, LabError> {
+    let on = match choice {
+        SshChoice::Off => false,
+        SshChoice::On => true,
+        SshChoice::Auto => empty || (hosts <= SSH_AUTO_MAX && sshd_present),
+    };
+    if empty && !on {
+        return Err(LabError::BadValue {
+            flag: "--empty".into(),
+            value: "with --ssh off".into(),
+            why: "an empty lab waits for `n3x install --lab`, which needs SSH".into(),
+        });
+    }
+    if on && !sshd_present {
+        return Err(LabError::MissingBinary {
+            name: "sshd".into(),
+            looked: Some(crate::hostroot::SSHD.into()),
+            fix: SSHD_FIX.into(),
+        });
+    }
+    Ok(on)
 }
 
 /// A lab ready to be built.
@@ -88,7 +130,11 @@ pub fn prepare(
         Some(name) => Some((name.clone(), profile(resolved, name)?)),
         None => None,
     };
-    let plan = plan::plan(resolved, over.as_ref().map(|(n, p)| (n.as_str(), *p)));
+    let mut plan = plan::plan(resolved, over.as_ref().map(|(n, p)| (n.as_str(), *p)));
+    let ssh = decide_ssh(req.ssh, plan.hosts.len(), req.empty, Path::new(crate::hostroot::SSHD).is_file())?;
+    if ssh {
+        plan.add_operator(resolved).map_err(|why| LabError::BadValue { flag: "--ssh".into(), value: "on".into(), why })?;
+    }
     require_root()?;
     let etcd = find_binary(
         "etcd",
@@ -103,7 +149,17 @@ pub fn prepare(
     let probe_interval_ms =
         req.probe_interval_ms.unwrap_or_else(|| crate::probe::default_interval_ms(plan.agents.len()));
     Ok(Prepared {
-        opts: LabOptions { fabric: kind, netem: caps.netem, etcd, probe_interval_ms, plan },
+        opts: LabOptions {
+            fabric: kind,
+            netem: caps.netem,
+            etcd,
+            probe_interval_ms,
+            plan,
+            ssh,
+            empty: req.empty,
+            n3x: std::env::current_exe().ok(),
+            k3s_version: resolved.k3s.version.clone(),
+        },
         fabric_reason,
         inventory: inventory.to_owned(),
     })
@@ -120,7 +176,14 @@ mod tests {
     }
 
     fn req() -> UpRequest {
-        UpRequest { fabric: FabricChoice::Auto, profile: None, etcd: None, probe_interval_ms: None }
+        UpRequest {
+            fabric: FabricChoice::Auto,
+            profile: None,
+            etcd: None,
+            probe_interval_ms: None,
+            ssh: SshChoice::Off,
+            empty: false,
+        }
     }
 
     #[test]
@@ -137,6 +200,19 @@ mod tests {
         assert_eq!(e.to_string(), "--probe-interval-ms is 5: the shortest interval is 10 ms");
         assert_eq!(e.kind(), crate::error::ErrorKind::Usage);
         assert!(sys.calls().is_empty(), "nothing was touched");
+    }
+
+    #[test]
+    fn ssh_is_on_for_small_labs_and_required_by_empty_ones() {
+        assert!(decide_ssh(SshChoice::Auto, 5, false, true).unwrap());
+        assert!(!decide_ssh(SshChoice::Auto, SSH_AUTO_MAX + 1, false, true).unwrap());
+        assert!(!decide_ssh(SshChoice::Auto, 5, false, false).unwrap(), "auto without sshd is off");
+        assert!(decide_ssh(SshChoice::On, 1000, false, true).unwrap());
+        let e = decide_ssh(SshChoice::On, 5, false, false).unwrap_err();
+        assert!(e.is_environment() && e.help().contains("openssh-server"), "{e}");
+        let e = decide_ssh(SshChoice::Off, 5, true, true).unwrap_err();
+        assert!(e.to_string().contains("--empty"), "{e}");
+        assert!(decide_ssh(SshChoice::Auto, 5000, true, true).unwrap(), "empty turns auto on");
     }
 
     #[test]

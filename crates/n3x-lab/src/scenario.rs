@@ -13,7 +13,18 @@ use crate::error::LabError;
 use crate::plan::LabPlan;
 use crate::probe::{self, Write};
 
-pub const BUILTIN: &[&str] = &["formation", "server-loss", "quorum-loss", "partition", "profiles"];
+pub const BUILTIN: &[&str] = &[
+    "formation",
+    "server-loss",
+    "quorum-loss",
+    "partition",
+    "profiles",
+    "rolling-deploy",
+    "bad-deploy",
+    "deploy-cut",
+    "all-at-once",
+    "rolling-no-transfer",
+];
 /// What `n3x lab run` runs when no `--scenario` is given.
 pub const DEFAULT: &[&str] = &["formation", "server-loss", "quorum-loss", "partition"];
 
@@ -37,17 +48,17 @@ pub struct Ctx<'a> {
     pub on_step: &'a mut dyn FnMut(&str),
 }
 
-struct Run {
-    metrics: Map<String, Value>,
-    failures: Vec<String>,
+pub(crate) struct Run {
+    pub(crate) metrics: Map<String, Value>,
+    pub(crate) failures: Vec<String>,
 }
 
 impl Run {
-    fn metric(&mut self, k: &str, v: impl Into<Value>) {
+    pub(crate) fn metric(&mut self, k: &str, v: impl Into<Value>) {
         self.metrics.insert(k.into(), v.into());
     }
 
-    fn require(&mut self, ok: bool, why: impl FnOnce() -> String) {
+    pub(crate) fn require(&mut self, ok: bool, why: impl FnOnce() -> String) {
         if !ok {
             self.failures.push(why());
         }
@@ -58,7 +69,7 @@ fn call(ctx: &Ctx, req: Request) -> Result<Response, LabError> {
     control::call(ctx.dir, &req, Duration::from_secs(60))
 }
 
-fn at(ctx: &Ctx, req: Request) -> Result<f64, LabError> {
+pub(crate) fn at(ctx: &Ctx, req: Request) -> Result<f64, LabError> {
     control::act(ctx.dir, &req, Duration::from_secs(60))
 }
 
@@ -66,7 +77,7 @@ pub fn status(dir: &Path) -> Result<LabStatus, LabError> {
     control::status(dir)
 }
 
-fn writes(ctx: &Ctx) -> Result<Vec<Write>, LabError> {
+pub(crate) fn writes(ctx: &Ctx) -> Result<Vec<Write>, LabError> {
     control::writes(ctx.dir, 0)
 }
 
@@ -75,7 +86,7 @@ fn election(ctx: &Ctx) -> Duration {
 }
 
 /// Polls `f` every 20 ms until it returns Some, or `timeout` passes.
-fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Result<Option<T>, LabError>) -> Result<Option<T>, LabError> {
+pub(crate) fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Result<Option<T>, LabError>) -> Result<Option<T>, LabError> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f()? {
@@ -143,7 +154,15 @@ fn converge(ctx: &mut Ctx, run: &mut Run, timeout: Duration) -> Result<(), LabEr
     Ok(())
 }
 
-fn verify(ctx: &Ctx, run: &mut Run) -> Result<(), LabError> {
+/// Every acknowledged write read back.
+pub(crate) fn verify_result(ctx: &Ctx) -> Result<crate::control::VerifyResult, LabError> {
+    match call(ctx, Request::Verify { via: None })? {
+        Response::Verify(v) => Ok(v),
+        _ => Err(LabError::UnexpectedAnswer { request: "verify".into() }),
+    }
+}
+
+pub(crate) fn verify(ctx: &Ctx, run: &mut Run) -> Result<(), LabError> {
     match call(ctx, Request::Verify { via: None })? {
         Response::Verify(v) => {
             run.metric("acked_writes", v.acked);
@@ -171,6 +190,7 @@ pub fn run(name: &str, ctx: &mut Ctx) -> ScenarioResult {
         "quorum-loss" => quorum_loss(ctx, &mut run),
         "partition" => partition(ctx, &mut run),
         "profiles" => profiles(ctx, &mut run),
+        d if crate::deploy_scenarios::NAMES.contains(&d) => crate::deploy_scenarios::run(d, ctx, &mut run),
         other => Err(LabError::UnknownScenario {
             name: other.to_owned(),
             known: BUILTIN.iter().map(|s| s.to_string()).collect(),

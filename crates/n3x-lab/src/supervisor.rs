@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::control::{HostStatus, LabStatus, MemberStatus, Request, Response, SOCKET, VerifyResult};
 use crate::error::{ErrorKind, LabError};
 use crate::fabric::{self, KernelCaps};
-use crate::plan::{FabricKind, LabPlan};
+use crate::generation::{self, Fault, Settings};
+use crate::hostroot::{self, SshFiles};
+use crate::plan::{FabricKind, LabPlan, LabRole};
 use crate::probe::{self, Probes};
 use crate::state::{LabLock, ProcessRecord, StateStore, lock};
 use crate::system::{self, Process, System};
@@ -30,6 +32,18 @@ pub struct LabOptions {
     pub etcd: PathBuf,
     pub probe_interval_ms: u64,
     pub plan: LabPlan,
+    /// Every host runs sshd, reachable from the operator's namespace (the plan has one).
+    #[serde(default)]
+    pub ssh: bool,
+    /// Hosts wait for `n3x install`: no etcd, no probes, no generation yet.
+    #[serde(default)]
+    pub empty: bool,
+    /// The n3x binary the hosts' doubles run.
+    #[serde(default)]
+    pub n3x: Option<PathBuf>,
+    /// The inventory's k3s track, which the hosts' generations carry.
+    #[serde(default)]
+    pub k3s_version: String,
 }
 
 pub const OPTIONS_FILE: &str = "options.json";
@@ -118,6 +132,17 @@ struct Member {
     process: Option<Box<dyn Process>>,
 }
 
+/// What a host runs, as the NixOS test double sees it.
+#[derive(Default)]
+struct HostRuntime {
+    generation: Option<String>,
+    settings: Option<Settings>,
+    activated_ms: Option<f64>,
+    k3s_active: bool,
+    installed: bool,
+    sshd: Option<Box<dyn Process>>,
+}
+
 /// One etcd member as the supervisor sees it.
 struct MemberView {
     host: usize,
@@ -141,6 +166,39 @@ pub struct Supervisor {
     profiles: Mutex<Vec<HostProfile>>,
     partitioned: Mutex<bool>,
     bringup_ms: f64,
+    runtime: Mutex<BTreeMap<usize, HostRuntime>>,
+    /// One activation or install at a time per host.
+    host_locks: Vec<Mutex<()>>,
+    spawner: Spawner,
+}
+
+type SpawnReply = std::sync::mpsc::Sender<Result<Box<dyn Process>, LabError>>;
+type SpawnJob = (String, PathBuf, Vec<String>, PathBuf, SpawnReply);
+
+/// Starts the lab's processes from one long-lived thread. A child started with
+/// `PR_SET_PDEATHSIG` dies when the *thread* that forked it exits, and requests are served
+/// on short-lived threads: a member restarted by an activation must outlive its request.
+struct Spawner {
+    jobs: Mutex<std::sync::mpsc::Sender<SpawnJob>>,
+}
+
+impl Spawner {
+    fn new(sys: Arc<dyn System>) -> Spawner {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnJob>();
+        std::thread::spawn(move || {
+            for (ns, program, args, log, reply) in rx {
+                let _ = reply.send(sys.spawn(&ns, &program, &args, &log));
+            }
+        });
+        Spawner { jobs: Mutex::new(tx) }
+    }
+
+    fn spawn(&self, ns: &str, program: &Path, args: &[String], log: &Path) -> Result<Box<dyn Process>, LabError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let job = (ns.to_owned(), program.to_path_buf(), args.to_vec(), log.to_path_buf(), tx);
+        lock(&self.jobs).send(job).map_err(|_| LabError::NamespaceThread { ns: ns.to_owned() })?;
+        rx.recv().map_err(|_| LabError::NamespaceThread { ns: ns.to_owned() })?
+    }
 }
 
 /// Runs the supervisor of the lab whose directory is `dir`. Returns when the lab is shut
@@ -219,6 +277,7 @@ fn build(
 
     let probes = Probes::new(epoch, Duration::from_millis(opts.probe_interval_ms), plan.agents.len());
     let profiles: Vec<HostProfile> = plan.hosts.iter().map(|h| (h.index, h.profile, h.profile_name.clone())).collect();
+    let sys_for_spawner = sys.clone();
     let sup = Supervisor {
         sys,
         dir: dir.to_path_buf(),
@@ -231,26 +290,39 @@ fn build(
         profiles: Mutex::new(Vec::new()),
         partitioned: Mutex::new(false),
         bringup_ms: 0.0,
+        runtime: Mutex::new(BTreeMap::new()),
+        host_locks: plan.hosts.iter().map(|_| Mutex::new(())).collect(),
+        spawner: Spawner::new(sys_for_spawner),
     };
     events.step("applying link profiles");
     sup.set_profiles(profiles)?;
-
-    for &s in &plan.servers {
-        events.step(&format!("starting etcd on {}", plan.hosts[s].name));
-        sup.start_member(s, false)?;
-        // One at a time: a new member first asks its peers whether it was bootstrapped
-        // already, and a peer that has bound its port but does not serve yet makes it wait
-        // a whole election timeout per peer. A member that serves answers at once, and one
-        // not started yet refuses at once.
-        sup.wait_peer_serving(s, Duration::from_secs(5))?;
+    sup.init_runtime();
+    if sup.opts.ssh {
+        events.step("making the lab's SSH keys and host roots");
+        sup.prepare_hosts()?;
+        events.step("starting sshd on every host");
+        sup.start_all_sshd()?;
     }
-    events.step("waiting for etcd quorum");
-    sup.wait_quorum(Duration::from_secs(30))?;
-    let quorum_ms = epoch.elapsed().as_secs_f64() * 1000.0;
 
-    events.step(&format!("starting the probe on {} agent(s)", plan.agents.len()));
-    sup.start_probes()?;
-    sup.wait_first_writes(Duration::from_secs(30))?;
+    let mut quorum_ms = 0.0;
+    if !sup.opts.empty {
+        for &s in &plan.servers {
+            events.step(&format!("starting etcd on {}", plan.hosts[s].name));
+            sup.start_member(s, false, None)?;
+            // One at a time: a new member first asks its peers whether it was bootstrapped
+            // already, and a peer that has bound its port but does not serve yet makes it
+            // wait a whole election timeout per peer. A member that serves answers at once,
+            // and one not started yet refuses at once.
+            sup.wait_peer_serving(s, Duration::from_secs(5))?;
+        }
+        events.step("waiting for etcd quorum");
+        sup.wait_quorum(Duration::from_secs(30))?;
+        quorum_ms = epoch.elapsed().as_secs_f64() * 1000.0;
+
+        events.step(&format!("starting the probe on {} agent(s)", plan.agents.len()));
+        sup.start_probes()?;
+        sup.wait_first_writes(Duration::from_secs(30))?;
+    }
     let bringup_ms = epoch.elapsed().as_secs_f64() * 1000.0;
     let sup = Supervisor { bringup_ms, ..sup };
 
@@ -262,6 +334,12 @@ fn build(
     events.emit(&Event::Ready { bringup_ms, quorum_ms, fabric: sup.opts.fabric });
     events.listening = false;
     Ok(Some((sup, listener)))
+}
+
+fn answer(conn: &UnixStream, resp: &Response) {
+    let out = serde_json::to_string(resp).unwrap_or_default() + "\n";
+    let mut c = conn;
+    let _ = c.write_all(out.as_bytes());
 }
 
 /// How long a probe waits for one write: half an election timeout (at least 250 ms), so
@@ -337,17 +415,23 @@ impl Supervisor {
         Ok(())
     }
 
-    fn start_member(&self, host: usize, existing: bool) -> Result<(), LabError> {
+    /// Starts `host`'s member with the etcd timings of the generation it runs. A member
+    /// joining a running cluster gets the `initial_cluster` its `member add` returned.
+    fn start_member(&self, host: usize, existing: bool, initial_cluster: Option<String>) -> Result<(), LabError> {
         let h = &self.plan.hosts[host];
         let data = self.dir.join("etcd").join(&h.name);
         std::fs::create_dir_all(&data).map_err(|e| LabError::io(format!("create {}", data.display()), e))?;
         let log = self.dir.join("logs").join(format!("{}.log", h.name));
-        let args = etcd::args(&self.plan, h, &data, existing);
-        let process = self.sys.spawn(&h.ns, &self.opts.etcd, &args, &log)?;
+        let timings = lock(&self.runtime).get(&host).and_then(|r| r.settings.as_ref()).map_or(self.plan.etcd, |s| s.etcd);
+        let cluster = initial_cluster.unwrap_or_else(|| self.plan.initial_cluster());
+        let args = etcd::args_with_cluster(&self.plan, h, &data, existing, timings, &cluster);
+        let process = self.spawner.spawn(&h.ns, &self.opts.etcd, &args, &log)?;
         if let Some(rec) = ProcessRecord::of(process.pid(), format!("etcd {}", h.name)) {
             lock(&self.store).record_process(rec)?;
         }
-        lock(&self.members).insert(host, Member { process: Some(process) });
+        if let Some(mut old) = lock(&self.members).insert(host, Member { process: Some(process) }).and_then(|m| m.process) {
+            old.kill();
+        }
         Ok(())
     }
 
@@ -548,6 +632,7 @@ impl Supervisor {
             })
             .collect();
         let profiles = lock(&self.profiles).clone();
+        let runtime = lock(&self.runtime);
         let leader_id = members.values().filter_map(|m| m.status).map(|s| s.leader).next();
         let agree =
             leader_id.is_some_and(|l| l != 0 && members.values().filter_map(|m| m.status).all(|s| s.leader == l));
@@ -570,7 +655,12 @@ impl Supervisor {
                 .iter()
                 .map(|h| HostStatus {
                     name: h.name.clone(),
-                    role: if h.is_server() { "server" } else { "agent" }.into(),
+                    role: match h.role {
+                        LabRole::Server => "server",
+                        LabRole::Agent => "agent",
+                        LabRole::Operator => "operator",
+                    }
+                    .into(),
                     namespace: h.ns.clone(),
                     profile: profiles
                         .iter()
@@ -578,6 +668,11 @@ impl Supervisor {
                         .map_or_else(|| h.profile_name.clone(), |p| p.2.clone()),
                     addresses: h.ifaces.iter().map(|i| format!("{} {}/{}", i.network, i.address, i.prefix)).collect(),
                     member: members.get(&h.index).cloned(),
+                    generation: runtime.get(&h.index).and_then(|r| r.generation.clone()),
+                    settings: runtime.get(&h.index).and_then(|r| r.settings.clone()),
+                    activated_ms: runtime.get(&h.index).and_then(|r| r.activated_ms),
+                    k3s_active: runtime.get(&h.index).is_some_and(|r| r.k3s_active),
+                    installed: runtime.get(&h.index).is_some_and(|r| r.installed),
                 })
                 .collect(),
             leader,
@@ -598,7 +693,7 @@ impl Supervisor {
                 if !self.plan.hosts[i].is_server() {
                     return Err(LabError::NotAServer { host });
                 }
-                self.start_member(i, true)?;
+                self.start_member(i, true, None)?;
                 ok(self)
             }
             Request::Partition { a, b } => {
@@ -636,40 +731,50 @@ impl Supervisor {
                 ok(self)
             }
             Request::Verify { via } => Ok(Response::Verify(self.verify(via)?)),
+            Request::Activate { host, generation, settings } => {
+                self.activate(self.inventory_host(&host)?, generation, *settings)?;
+                ok(self)
+            }
+            Request::Install { host, host_key } => {
+                self.install(self.inventory_host(&host)?, host_key.as_deref())?;
+                ok(self)
+            }
             Request::Shutdown => ok(self),
         }
     }
 
+    /// Answers requests, each on its own thread (an activation restarting a member must
+    /// not hold up the status a gate or a scenario asks for meanwhile), until `Shutdown`.
     fn serve(self, listener: UnixListener) {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            if self.serve_one(conn) {
-                break;
+        std::thread::scope(|sc| {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut line = String::new();
+                if BufReader::new(&conn).read_line(&mut line).is_err() {
+                    continue;
+                }
+                match serde_json::from_str::<Request>(&line) {
+                    Ok(Request::Shutdown) => {
+                        answer(&conn, &Response::Ok { at_ms: self.now_ms() });
+                        break;
+                    }
+                    Ok(req) => {
+                        let me = &self;
+                        sc.spawn(move || {
+                            let resp = me.handle(req).unwrap_or_else(|e| Response::Error { message: e.to_string() });
+                            answer(&conn, &resp);
+                        });
+                    }
+                    Err(e) => answer(&conn, &Response::Error { message: format!("bad request: {e}") }),
+                }
             }
-        }
+            self.probes.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
         self.stop();
     }
 
-    /// Answers one request; true when it asked the supervisor to stop.
-    fn serve_one(&self, conn: UnixStream) -> bool {
-        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-        let mut line = String::new();
-        if BufReader::new(&conn).read_line(&mut line).is_err() {
-            return false;
-        }
-        let (resp, stop) = match serde_json::from_str::<Request>(&line) {
-            Ok(req) => {
-                let stop = matches!(req, Request::Shutdown);
-                (self.handle(req).unwrap_or_else(|e| Response::Error { message: e.to_string() }), stop)
-            }
-            Err(e) => (Response::Error { message: format!("bad request: {e}") }, false),
-        };
-        let out = serde_json::to_string(&resp).unwrap_or_default() + "\n";
-        let _ = (&conn).write_all(out.as_bytes());
-        stop
-    }
-
-    /// Stops the probes and the members. Namespaces stay: `down` removes them.
+    /// Stops the probes, the members and the hosts' sshd. Namespaces stay: `down` removes them.
     fn stop(self) {
         self.probes.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         for member in lock(&self.members).values_mut() {
@@ -677,9 +782,213 @@ impl Supervisor {
                 p.kill();
             }
         }
+        for rt in lock(&self.runtime).values_mut() {
+            if let Some(mut p) = rt.sshd.take() {
+                p.kill();
+            }
+        }
         if let ActiveFabric::Userspace(switches) = self.fabric {
             switches.into_iter().for_each(n3x_switch::Switch::shutdown);
         }
+    }
+}
+
+/// The hosts as the NixOS test double runs them: their roots and sshd, their generation,
+/// activation (`switch-to-configuration`) and installation (`nixos-anywhere`).
+impl Supervisor {
+    fn inventory_host(&self, name: &str) -> Result<usize, LabError> {
+        let i = self.host_index(name)?;
+        if self.plan.hosts[i].role == LabRole::Operator {
+            return Err(LabError::UnknownHost { host: name.to_owned(), cluster: self.plan.cluster.clone() });
+        }
+        Ok(i)
+    }
+
+    fn init_runtime(&self) {
+        let installed = !self.opts.empty;
+        let mut rt = lock(&self.runtime);
+        for h in self.plan.inventory_hosts() {
+            let settings = installed.then(|| Settings::of(&self.plan, h, &self.opts.k3s_version));
+            let generation = if self.opts.ssh { settings.as_ref().map(Settings::store_path) } else { None };
+            rt.insert(
+                h.index,
+                HostRuntime { generation, settings, activated_ms: None, k3s_active: installed, installed, sshd: None },
+            );
+        }
+    }
+
+    fn prepare_hosts(&self) -> Result<(), LabError> {
+        let exe = match &self.opts.n3x {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().map_err(|e| LabError::io("find the n3x binary", e))?,
+        };
+        hostroot::install_binary(&self.dir, &exe)?;
+        let files = SshFiles::of(&self.dir);
+        let operator_key = hostroot::make_keys(&self.plan, &files)?;
+        let rt = lock(&self.runtime);
+        for h in self.plan.inventory_hosts() {
+            let first = rt.get(&h.index).and_then(|r| r.settings.clone());
+            hostroot::prepare(&self.dir, &self.plan, h, &operator_key, &files.host_key(&h.name), first.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// Starts (or restarts, as a reboot does) `host`'s sshd in its own root.
+    fn start_sshd(&self, host: usize) -> Result<(), LabError> {
+        let h = &self.plan.hosts[host];
+        let log = self.dir.join("logs").join(format!("{}.sshd.log", h.name));
+        if let Some(mut old) = lock(&self.runtime).get_mut(&host).and_then(|r| r.sshd.take()) {
+            old.kill();
+        }
+        let p = self.spawner.spawn(&h.ns, &self.dir.join("bin/n3x"), &hostroot::init_args(&self.dir, &h.name), &log)?;
+        if let Some(rec) = ProcessRecord::of(p.pid(), format!("sshd {}", h.name)) {
+            lock(&self.store).record_process(rec)?;
+        }
+        lock(&self.runtime).entry(host).or_default().sshd = Some(p);
+        Ok(())
+    }
+
+    fn start_all_sshd(&self) -> Result<(), LabError> {
+        let hosts: Vec<usize> = self.plan.inventory_hosts().map(|h| h.index).collect();
+        for &h in &hosts {
+            self.start_sshd(h)?;
+        }
+        hosts.iter().try_for_each(|&h| self.wait_sshd(h, Duration::from_secs(10)))
+    }
+
+    /// Waits until `host`'s sshd accepts connections on its cluster address.
+    fn wait_sshd(&self, host: usize, timeout: Duration) -> Result<(), LabError> {
+        let h = &self.plan.hosts[host];
+        let addr = std::net::SocketAddr::from((h.cluster_ip, 22));
+        let up = system::in_netns(&h.ns, move || {
+            let deadline = Instant::now() + timeout;
+            loop {
+                if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    return true;
+                }
+                if Instant::now() > deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })?;
+        if up {
+            Ok(())
+        } else {
+            Err(LabError::SshdDown { host: h.name.clone(), log: self.dir.join("logs").join(format!("{}.sshd.log", h.name)) })
+        }
+    }
+
+    /// `switch-to-configuration`: the host now runs `generation`. A server's k3s restart
+    /// is its etcd member stopped hard (SIGKILL: no leadership hand-over of its own, so
+    /// what the deployer does first is what counts) and started with the new timings.
+    fn activate(&self, host: usize, generation: String, settings: Settings) -> Result<(), LabError> {
+        let _one_at_a_time = lock(&self.host_locks[host]);
+        if !lock(&self.runtime).get(&host).is_some_and(|r| r.installed) {
+            return Err(LabError::NotInstalled { host: self.plan.hosts[host].name.clone() });
+        }
+        let broken = settings.fault == Fault::BreakServices;
+        {
+            let mut rt = lock(&self.runtime);
+            let r = rt.entry(host).or_default();
+            r.generation = Some(generation);
+            r.settings = Some(settings);
+            r.activated_ms = Some(self.now_ms());
+            r.k3s_active = false;
+        }
+        if self.plan.hosts[host].is_server() {
+            self.stop_member(host);
+            if !broken {
+                self.start_member(host, true, None)?;
+                self.wait_peer_serving(host, Duration::from_secs(10))?;
+            }
+        }
+        lock(&self.runtime).entry(host).or_default().k3s_active = !broken;
+        Ok(())
+    }
+
+    fn stop_member(&self, host: usize) {
+        if let Some(mut p) = lock(&self.members).get_mut(&host).and_then(|m| m.process.take()) {
+            p.kill();
+        }
+    }
+
+    /// `nixos-anywhere`: the host's disk is wiped and NixOS installed with its first
+    /// generation; it "reboots" with the host key from the extra files; a server's member
+    /// joins the cluster.
+    fn install(&self, host: usize, host_key: Option<&Path>) -> Result<(), LabError> {
+        let _one_at_a_time = lock(&self.host_locks[host]);
+        let h = &self.plan.hosts[host];
+        let root = generation::host_root(&self.dir, &h.name);
+        let wipe = |d: &Path| match std::fs::remove_dir_all(d) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LabError::io(format!("wipe {}", d.display()), e)),
+            _ => Ok(()),
+        };
+        wipe(&root.join("nix/var/nix/profiles"))?;
+        wipe(&root.join("var/lib"))?;
+        if let Some(k) = host_key {
+            hostroot::set_host_key(&root, k)?;
+        }
+        let settings = Settings::of(&self.plan, h, &self.opts.k3s_version);
+        let path = generation::write(&root.join("nix/store"), &settings)?;
+        generation::install_first(&root, &path)?;
+        {
+            let mut rt = lock(&self.runtime);
+            let r = rt.entry(host).or_default();
+            *r = HostRuntime {
+                generation: Some(path),
+                settings: Some(settings),
+                activated_ms: Some(self.now_ms()),
+                k3s_active: false,
+                installed: true,
+                sshd: r.sshd.take(),
+            };
+        }
+        if self.opts.ssh {
+            self.start_sshd(host)?;
+            self.wait_sshd(host, Duration::from_secs(10))?;
+        }
+        if h.is_server() {
+            self.join_member(host)?;
+        }
+        lock(&self.runtime).entry(host).or_default().k3s_active = true;
+        Ok(())
+    }
+
+    /// A k3s server joining: the first one starts a cluster of one; the next ones are
+    /// added through a running member (`member add`) and start with the members it names.
+    fn join_member(&self, host: usize) -> Result<(), LabError> {
+        self.stop_member(host);
+        let h = &self.plan.hosts[host];
+        let data = self.dir.join("etcd").join(&h.name);
+        if let Err(e) = std::fs::remove_dir_all(&data) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(LabError::io(format!("wipe {}", data.display()), e));
+            }
+        }
+        let via = self.member_statuses().into_iter().find(|m| m.host != host && m.status.is_ok()).map(|m| m.host);
+        let Some(via) = via else {
+            self.start_member(host, false, Some(format!("{}={}", h.name, h.etcd_peer_url())))?;
+            return self.wait_peer_serving(host, Duration::from_secs(10));
+        };
+        let v = &self.plan.hosts[via];
+        let (ip, peer, name) = (v.cluster_ip, h.etcd_peer_url(), h.name.clone());
+        let members = system::in_netns(&v.ns, move || {
+            let t = Duration::from_secs(5);
+            etcd::call(ip, n3x_etcd::MEMBER_ADD, &n3x_etcd::member_add_body(std::slice::from_ref(&peer)), t)
+                .and_then(|b| Ok(n3x_etcd::parse_added(&b)?))?;
+            Ok::<_, etcd::EtcdError>(n3x_etcd::parse_members(&etcd::call(ip, n3x_etcd::MEMBER_LIST, "{}", t)?)?)
+        })?
+        .map_err(|e| LabError::Refused { request: "install".into(), message: format!("member add via {}: {e}", v.name) })?;
+        let cluster: Vec<String> = members
+            .iter()
+            .filter_map(|m| {
+                let n = if m.name.is_empty() { name.clone() } else { m.name.clone() };
+                Some(format!("{n}={}", m.peer_urls.first()?))
+            })
+            .collect();
+        self.start_member(host, true, Some(cluster.join(",")))?;
+        self.wait_peer_serving(host, Duration::from_secs(10))
     }
 }
 
@@ -699,6 +1008,10 @@ mod tests {
             etcd: "/usr/bin/etcd".into(),
             probe_interval_ms: 100,
             plan: plan.clone(),
+            ssh: false,
+            empty: false,
+            n3x: None,
+            k3s_version: "v1.31".into(),
         };
         let store = StateStore::open(dir.path(), "n3x").unwrap();
         let sup = Supervisor {
@@ -713,6 +1026,9 @@ mod tests {
             profiles: Mutex::new(Vec::new()),
             partitioned: Mutex::new(false),
             bringup_ms: 0.0,
+            runtime: Mutex::new(BTreeMap::new()),
+            host_locks: plan.hosts.iter().map(|_| Mutex::new(())).collect(),
+            spawner: Spawner::new(Arc::new(sys.clone())),
         };
         (dir, sup)
     }

@@ -14,7 +14,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Exit status: 0 success; 1 the inventory has errors (or `secrets check` found
 /// problems); 2 bad usage or an unreadable file; 3 this machine lacks what the lab needs
 /// (nothing was created); 4 a lab scenario failed; 5 the lab is not in the state the
-/// command needs, or failed; 130/143 interrupted by SIGINT/SIGTERM (the lab was removed).
+/// command needs, or failed; 6 a deploy was refused before any host changed (preflight, the
+/// lock, an unfinished deploy); 7 a host failed its gates, went back to its previous
+/// generation, and the rollout halted; 8 a deploy or install stopped half-way (interrupted,
+/// a host lost): `--resume` continues; 130/143 interrupted by SIGINT/SIGTERM.
 #[derive(Debug, Parser)]
 #[command(name = "n3x", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
@@ -45,6 +48,43 @@ pub enum Command {
     /// Age identities, .sops.yaml and k3s tokens in SOPS files (sops-nix reads them).
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Roll a changed n3x.toml (or flake) out to the running cluster, never dropping etcd quorum.
+    ///
+    /// Preflight (every etcd member healthy, no alarm, no learner, every node Ready, no
+    /// other deploy: a lock on the init server), then build every host's system and copy it
+    /// to its host, then activate one server at a time (followers first; the leader last,
+    /// after etcd leadership moved to an updated follower), then the agents N at a time.
+    /// Before each switch a transient systemd timer on the host (the guard) is started: it
+    /// puts the host back on its previous generation by itself unless the deploy confirms in
+    /// time. After the switch, gates over a new SSH connection: sshd answers, k3s is active,
+    /// the node is Ready, and on servers the etcd member is healthy and caught up with quorum
+    /// intact. All pass: confirm. Any fails: back to the previous generation, and stop.
+    /// Every step goes to a journal (`--resume` continues after a crash).
+    ///
+    /// SSH goes through the system `ssh`, so ~/.ssh/config, agents and jump hosts work;
+    /// host keys are always checked. Exit status: 0 done; 2 bad usage; 6 refused, nothing
+    /// changed; 7 a host rolled back and the rollout halted; 8 stopped half-way, resumable.
+    #[command(after_help = "Examples:
+  n3x deploy --plan
+  n3x deploy
+  n3x deploy n100-2 jetson-1 --agents-at-once 2
+  n3x deploy --resume
+  sudo n3x deploy --lab -f changed.toml          # rehearse against the running lab
+  sudo n3x deploy --lab --lab-fault n100-2=break-services")]
+    Deploy(DeployArgs),
+    /// Install NixOS on new machines with nixos-anywhere, in an order etcd can grow in.
+    ///
+    /// The init server first (waited for until its etcd and API answer), then the other
+    /// servers one at a time (a stale etcd member of the same host is removed first), then
+    /// the agents. Each host gets its SSH host key from `n3x secrets add-host --generate`
+    /// through `--extra-files`, so sops-nix can decrypt its k3s token on first boot; the key
+    /// is then pinned in known_hosts. Jetsons skip kexec (`--phases disko,install,reboot`):
+    /// flash them with jetpack-nixos and boot its installer first (docs/nixos.md).
+    #[command(after_help = "Examples:
+  n3x install n100-1 n100-2 n100-3 jetson-1 jetson-2 --dry-run
+  n3x install n100-1
+  sudo n3x install --lab n100-1 n100-2 n100-3     # rehearse in a lab started with --empty")]
+    Install(InstallArgs),
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +178,21 @@ pub enum LabCommand {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Internal: a lab host's init (its own root, then sshd).
+    #[command(hide = true)]
+    HostInit {
+        #[arg(long)]
+        lab_dir: PathBuf,
+        #[arg(long)]
+        host: String,
+    },
+    /// Internal: the lab's test doubles of the NixOS side (nix-env, switch-to-configuration,
+    /// systemd-run, systemctl, k3s, curl, nixos-anywhere).
+    #[command(hide = true)]
+    Double {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -166,6 +221,21 @@ pub struct UpArgs {
     /// or one per agent above 100 agents, so a big lab writes about 1000 times a second.
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(n3x_lab::preflight::MIN_PROBE_INTERVAL_MS..))]
     pub probe_interval_ms: Option<u64>,
+    /// Run Debian's sshd on every host (keys made for the lab) and an operator namespace on
+    /// the cluster network, so `n3x deploy --lab` and `n3x install --lab` reach the hosts as
+    /// from an operator's machine. `auto`: on up to 100 hosts when sshd is installed.
+    #[arg(long, value_enum, default_value_t = SshArg::Auto)]
+    pub ssh: SshArg,
+    /// Start with no host installed (no etcd, no probes), for `n3x install --lab`.
+    #[arg(long)]
+    pub empty: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SshArg {
+    Auto,
+    On,
+    Off,
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +319,94 @@ pub struct RunArgs {
     /// Leave the lab up after the scenarios (tear it down later with `n3x lab down`).
     #[arg(long)]
     pub keep: bool,
+}
+
+// ---- n3x deploy, n3x install ----
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GoalArg {
+    /// Activate now, gated and guarded.
+    Switch,
+    /// Only make it the boot default (it runs after the next reboot).
+    Boot,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Hosts to deploy (default: every host). The order is n3x's, whatever the order here.
+    pub hosts: Vec<String>,
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// Print the order and each host's classification (update or unchanged); change nothing.
+    #[arg(long)]
+    pub plan: bool,
+    /// Print the plan or the report as JSON on stdout (progress stays on stderr).
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, value_enum, default_value_t = GoalArg::Switch)]
+    pub goal: GoalArg,
+    /// Seconds the guard waits for the confirmation before it rolls a host back. The gates
+    /// must pass within it (less a margin).
+    #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(10..=3600))]
+    pub confirm_timeout: u64,
+    /// Seconds one remote command may take (connecting included).
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub command_timeout: u64,
+    /// Agents activated together, after the servers.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub agents_at_once: u64,
+    /// Continue the unfinished deploy recorded in the journal.
+    #[arg(long, conflicts_with_all = ["plan", "unlock"])]
+    pub resume: bool,
+    /// Drop an unfinished deploy: release the cluster's lock and mark the journal abandoned.
+    /// Check the hosts first (`n3x deploy --plan`).
+    #[arg(long, conflicts_with = "plan")]
+    pub unlock: bool,
+    /// The flake with `nixosConfigurations.<host>` (this repository's, usually).
+    #[arg(long, default_value = ".", value_name = "FLAKE")]
+    pub flake: String,
+    /// The journal file (default: $XDG_STATE_HOME/n3x/<cluster>/deploy-journal.json; in a
+    /// lab, inside the lab).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Rehearse against the running lab of this inventory (root; `n3x lab up` first).
+    #[arg(long)]
+    pub lab: bool,
+    /// With --lab: which lab, when several are up.
+    #[arg(long, value_name = "NAME", requires = "lab")]
+    pub cluster: Option<String>,
+    /// With --lab: give HOST a generation that misbehaves: fail-activation, break-services
+    /// or hang (repeatable), to see the guard and the rollback at work.
+    #[arg(long, value_name = "HOST=FAULT", requires = "lab")]
+    pub lab_fault: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Hosts to install (default: every host), in n3x's order.
+    pub hosts: Vec<String>,
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// Print each host's nixos-anywhere command and extra files; run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print what was (or would be) run as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, default_value = ".", value_name = "FLAKE")]
+    pub flake: String,
+    /// Where host keys are pinned (default: ~/.ssh/known_hosts).
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Seconds one host may take to install and come up healthy.
+    #[arg(long, value_name = "SECS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(10..))]
+    pub timeout: u64,
+    /// Rehearse against the running lab (started with `n3x lab up --empty`).
+    #[arg(long)]
+    pub lab: bool,
+    /// With --lab: which lab, when several are up.
+    #[arg(long, value_name = "NAME", requires = "lab")]
+    pub cluster: Option<String>,
 }
 
 // ---- n3x secrets ----

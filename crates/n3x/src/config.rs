@@ -3,11 +3,11 @@
 //! uses, so `n3x lab impair` accepts exactly what `n3x check` accepts.
 
 use n3x_lab::fabric::FabricChoice;
-use n3x_lab::preflight::UpRequest;
+use n3x_lab::preflight::{SshChoice, UpRequest};
 use n3x_lab::session::SessionOptions;
 use n3x_model::model::{Profile, profile_value_problem};
 
-use crate::cli::{FabricArg, ImpairArgs, RunArgs, UpArgs};
+use crate::cli::{FabricArg, ImpairArgs, RunArgs, SshArg, UpArgs};
 use crate::error::Error;
 
 pub fn up_request(a: &UpArgs) -> UpRequest {
@@ -20,6 +20,12 @@ pub fn up_request(a: &UpArgs) -> UpRequest {
         profile: a.profile.clone(),
         etcd: a.etcd.clone(),
         probe_interval_ms: a.probe_interval_ms,
+        ssh: match a.ssh {
+            SshArg::Auto => SshChoice::Auto,
+            SshArg::On => SshChoice::On,
+            SshArg::Off => SshChoice::Off,
+        },
+        empty: a.empty,
     }
 }
 

@@ -21,6 +21,8 @@ pub enum Error {
     /// `lab up` (or `run`) failed, and removing what it built may have failed too.
     LabUp(Box<n3x_lab::lifecycle::UpFailed>),
     Secrets(n3x_secrets::Error),
+    /// A deploy or an install stopped; its outcome is the exit code.
+    Deploy(n3x_deploy::DeployError),
     /// A value the user gave cannot work.
     Usage {
         message: String,
@@ -76,6 +78,7 @@ impl Error {
                 SecretsKind::Usage => exit::USAGE_OR_IO,
                 SecretsKind::Problem => exit::INVENTORY,
             },
+            Error::Deploy(e) => crate::deploy::exit_code(e),
         }
     }
 
@@ -102,6 +105,7 @@ impl Error {
                 s
             }
             Error::Secrets(e) => line(&e.to_string(), &e.help()),
+            Error::Deploy(e) => line(&e.to_string(), &e.help()),
             Error::Usage { message, help } => line(message, help),
         }
     }

@@ -17,6 +17,15 @@ pub const SCENARIO_FAILED: u8 = 4;
 /// The lab is not in the state the command needs (none up, already up, busy), or it
 /// failed while running.
 pub const LAB: u8 = 5;
+/// A deploy was refused before any host changed: preflight found the cluster unhealthy,
+/// another deploy holds the lock, or an earlier deploy is unfinished.
+pub const REFUSED: u8 = 6;
+/// A host failed its gates after a switch, was put back on its previous generation, and the
+/// rollout halted; hosts after it are untouched.
+pub const ROLLED_BACK: u8 = 7;
+/// A deploy or install stopped half-way with nothing undone (interrupted, or a host was
+/// lost and its guard decides): `n3x deploy --resume` continues.
+pub const RESUMABLE: u8 = 8;
 /// Killed by a signal while `lab up` or `lab run` worked: 128 + the signal number, the
 /// shell's convention. The lab was removed first.
 pub const INTERRUPTED_BASE: u8 = 128;

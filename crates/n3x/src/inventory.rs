@@ -71,6 +71,7 @@ pub enum Purpose {
     Show,
     Lab,
     Secrets,
+    Deploy,
 }
 
 impl Purpose {
@@ -79,6 +80,7 @@ impl Purpose {
             Purpose::Show => "show",
             Purpose::Lab => "build a lab from",
             Purpose::Secrets => "manage the secrets of",
+            Purpose::Deploy => "deploy",
         }
     }
 
@@ -86,6 +88,7 @@ impl Purpose {
         match self {
             Purpose::Show | Purpose::Secrets => "fix the errors above (`n3x check` lists them), then try again",
             Purpose::Lab => "fix the errors above (`n3x check` lists them); nothing was created",
+            Purpose::Deploy => "fix the errors above (`n3x check` lists them); no host was touched",
         }
     }
 }

@@ -42,6 +42,13 @@ pub fn run(cmd: LabCommand) -> Outcome {
         }
         LabCommand::Down(t) => down(&t),
         LabCommand::Run(a) => run_session(&a),
+        LabCommand::HostInit { lab_dir, host } => {
+            // Returns only if the host could not become sshd; its stderr is the host's log.
+            let e = n3x_lab::hostroot::exec_init(&lab_dir, &host);
+            eprintln!("host-init {host}: {e}");
+            Ok(exit::LAB)
+        }
+        LabCommand::Double { args } => Ok(u8::try_from(n3x_lab::double::run(&args)).unwrap_or(1)),
         LabCommand::Supervise { dir } => match n3x_lab::supervisor::supervise(&dir) {
             Ok(()) => Ok(exit::OK),
             Err(e) => {
@@ -184,7 +191,7 @@ fn target(t: &TargetArgs) -> Result<Target, Error> {
 }
 
 /// The target lab, which must be running.
-fn running(t: &TargetArgs) -> Result<(Target, PathBuf), Error> {
+pub(crate) fn running(t: &TargetArgs) -> Result<(Target, PathBuf), Error> {
     let tg = target(t)?;
     let dir = target::running(&root(), &tg.cluster)?;
     Ok((tg, dir))

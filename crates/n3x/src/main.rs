@@ -4,6 +4,7 @@
 
 mod cli;
 mod config;
+mod deploy;
 mod error;
 mod exit;
 mod inventory;
@@ -28,6 +29,8 @@ fn main() -> ExitCode {
         Command::Show(args) => show(&args),
         Command::Lab(cmd) => lab::run(cmd),
         Command::Secrets(cmd) => secrets::run(cmd),
+        Command::Deploy(args) => deploy::deploy(&args),
+        Command::Install(args) => deploy::install(&args),
     };
     ExitCode::from(match outcome {
         Ok(code) => code,

@@ -1,0 +1,174 @@
+//! The commands the deployer runs on a host, exactly. These are NixOS's own interfaces
+//! (the system profile, `switch-to-configuration`, systemd's transient units, k3s) and
+//! nothing n3x installs there; the lab answers the same commands with named test doubles.
+//! The golden tests at the bottom pin every argv.
+
+use std::time::Duration;
+
+use n3x_remote::Command;
+
+/// The system profile: its symlink is the generation the host boots and runs.
+pub const PROFILE: &str = "/nix/var/nix/profiles/system";
+/// Where the running system's tools are; the guard names them absolutely, since a
+/// transient unit's PATH is systemd's, not a login shell's.
+pub const SW: &str = "/run/current-system/sw/bin";
+/// k3s's etcd client certificate and CA (what the API server itself uses for etcd).
+pub const ETCD_CA: &str = "/var/lib/rancher/k3s/server/tls/etcd/server-ca.crt";
+pub const ETCD_CERT: &str = "/var/lib/rancher/k3s/server/tls/etcd/server-client.crt";
+pub const ETCD_KEY: &str = "/var/lib/rancher/k3s/server/tls/etcd/server-client.key";
+/// The deploy lock on the init server: `mkdir` is atomic, and the directory outlives a
+/// crashed deployer.
+pub const LOCK_DIR: &str = "/var/lib/n3x/deploy.lock";
+
+fn cmd<const N: usize>(argv: [&str; N], timeout: Duration) -> Command {
+    Command::new(argv, timeout)
+}
+
+/// The generation the host runs now (the store path the profile points to).
+pub fn current_system(t: Duration) -> Command {
+    cmd(["readlink", "-f", PROFILE], t)
+}
+
+/// Points the system profile at `path` (a new generation, or back to an old one).
+pub fn profile_set(path: &str, t: Duration) -> Command {
+    cmd(["nix-env", "--profile", PROFILE, "--set", path], t)
+}
+
+/// Activates `path` now (`switch`), or at the next boot (`boot`).
+pub fn switch(path: &str, action: &str, t: Duration) -> Command {
+    Command::new([format!("{path}/bin/switch-to-configuration"), action.to_owned()], t)
+}
+
+/// The shell line that puts a host back on `previous`: idempotent, so the guard and the
+/// deployer may both run it.
+pub fn rollback_line(previous: &str) -> String {
+    format!("{SW}/nix-env --profile {PROFILE} --set {previous} && {previous}/bin/switch-to-configuration switch")
+}
+
+/// The rollback guard: a transient systemd timer that, unless stopped within `secs`,
+/// puts the host back on `previous` by itself, whatever happened to the deployer.
+pub fn guard_start(unit: &str, secs: u64, previous: &str, t: Duration) -> Command {
+    Command::new(
+        [
+            "systemd-run".to_owned(),
+            format!("--unit={unit}"),
+            "--description=n3x: roll back unless the deploy confirms this generation".to_owned(),
+            format!("--on-active={secs}s"),
+            "--timer-property=AccuracySec=1s".to_owned(),
+            "--collect".to_owned(),
+            format!("{SW}/sh"),
+            "-c".to_owned(),
+            rollback_line(previous),
+        ],
+        t,
+    )
+}
+
+/// Confirms: stops the guard before it fires.
+pub fn guard_cancel(unit: &str, t: Duration) -> Command {
+    Command::new(["systemctl".to_owned(), "stop".to_owned(), format!("{unit}.timer"), format!("{unit}.service")], t)
+}
+
+/// Whether the guard is still pending (`active` until it fires or is stopped).
+pub fn guard_pending(unit: &str, t: Duration) -> Command {
+    Command::new(["systemctl".to_owned(), "is-active".to_owned(), format!("{unit}.timer")], t)
+}
+
+/// Puts the host back on `previous` now.
+pub fn rollback(previous: &str, t: Duration) -> Command {
+    cmd(["sh", "-c", &rollback_line(previous)], t)
+}
+
+pub fn is_active(unit: &str, t: Duration) -> Command {
+    cmd(["systemctl", "is-active", unit], t)
+}
+
+/// Every node with its conditions, from the API (run on a server).
+pub fn nodes(t: Duration) -> Command {
+    cmd(["k3s", "kubectl", "get", "nodes", "-o", "json"], t)
+}
+
+pub fn k3s_version(t: Duration) -> Command {
+    cmd(["k3s", "--version"], t)
+}
+
+/// An etcd snapshot by k3s (under `/var/lib/rancher/k3s/server/db/snapshots`).
+pub fn snapshot(name: &str, t: Duration) -> Command {
+    cmd(["k3s", "etcd-snapshot", "save", "--name", name], t)
+}
+
+/// A call to the host's own etcd member with k3s's client certificate; the body goes on
+/// standard input.
+pub fn etcd(path: &str, body: &str, t: Duration) -> Command {
+    Command::new(
+        [
+            "curl".to_owned(),
+            "-sS".to_owned(),
+            "--max-time".to_owned(),
+            t.as_secs().max(1).to_string(),
+            "--cacert".to_owned(),
+            ETCD_CA.to_owned(),
+            "--cert".to_owned(),
+            ETCD_CERT.to_owned(),
+            "--key".to_owned(),
+            ETCD_KEY.to_owned(),
+            "-X".to_owned(),
+            "POST".to_owned(),
+            "--data-binary".to_owned(),
+            "@-".to_owned(),
+            format!("https://127.0.0.1:{}{path}", n3x_etcd::CLIENT_PORT),
+        ],
+        t + Duration::from_secs(2),
+    )
+    .stdin(body.as_bytes().to_vec())
+}
+
+/// Takes the deploy lock, writing who holds it (stdin) into it. Fails if it is held.
+pub fn lock_take(owner_json: &str, t: Duration) -> Command {
+    cmd(["sh", "-c", &format!("mkdir -p /var/lib/n3x && mkdir {LOCK_DIR} && cat > {LOCK_DIR}/owner")], t)
+        .stdin(owner_json.as_bytes().to_vec())
+}
+
+/// Who holds the lock (fails when nobody does).
+pub fn lock_owner(t: Duration) -> Command {
+    cmd(["cat", &format!("{LOCK_DIR}/owner")], t)
+}
+
+pub fn lock_release(t: Duration) -> Command {
+    cmd(["rm", "-rf", LOCK_DIR], t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exact command lines a NixOS host receives. A change here changes what runs on
+    /// every machine: review it as such.
+    #[test]
+    fn golden_remote_commands() {
+        let t = Duration::from_secs(30);
+        let g = "/nix/store/aaaa-nixos-system-n100-1-25.11";
+        let p = "/nix/store/bbbb-nixos-system-n100-1-25.11";
+        let lines: Vec<String> = [
+            current_system(t),
+            guard_start("n3x-rollback-guard", 90, p, t),
+            profile_set(g, t),
+            switch(g, "switch", t),
+            guard_cancel("n3x-rollback-guard", t),
+            guard_pending("n3x-rollback-guard", t),
+            rollback(p, t),
+            is_active("k3s", t),
+            nodes(t),
+            k3s_version(t),
+            snapshot("n3x-before-v1-32-abc", t),
+            etcd(n3x_etcd::STATUS, "{}", Duration::from_secs(5)),
+            lock_take("{}", t),
+            lock_owner(t),
+            lock_release(t),
+        ]
+        .iter()
+        .map(|c| c.display())
+        .collect();
+        insta::assert_snapshot!(lines.join("\n"));
+    }
+}

@@ -1,0 +1,394 @@
+//! Scenarios that deploy to the lab: the deployer (`n3x_deploy`) runs here exactly as
+//! `n3x deploy` does, over SSH from the operator's namespace, while the agents write; the
+//! scenario judges by the write log and by what the supervisor sees on each host.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use n3x_deploy::plan::Strategy;
+use n3x_deploy::rollout::{self, Halt, Options, Report};
+use n3x_deploy::{DeployError, Event, Outcome, Phase};
+
+use crate::control::{LabStatus, Request};
+use crate::error::LabError;
+use crate::generation::{Fault, Settings};
+use crate::plan::OPERATOR;
+use crate::probe::Write;
+use crate::rehearse::Rehearsal;
+use crate::scenario::{Ctx, Run, at, status, verify, wait_for, writes};
+
+pub const NAMES: &[&str] = &["rolling-deploy", "bad-deploy", "deploy-cut", "all-at-once", "rolling-no-transfer"];
+
+/// Each host's settings now, from the supervisor.
+fn current(s: &LabStatus) -> BTreeMap<String, Settings> {
+    s.hosts.iter().filter_map(|h| Some((h.name.clone(), h.settings.clone()?))).collect()
+}
+
+fn generations(s: &LabStatus) -> BTreeMap<String, String> {
+    s.hosts.iter().filter_map(|h| Some((h.name.clone(), h.generation.clone()?))).collect()
+}
+
+/// A change every server feels: the etcd heartbeat moves by 10 ms (and back on the next
+/// deploy), keeping the election timeout at least five heartbeats as etcd requires.
+fn changed(now: &BTreeMap<String, Settings>, ctx: &Ctx) -> BTreeMap<String, Settings> {
+    let base = ctx.plan.etcd.heartbeat_ms;
+    now.iter()
+        .map(|(h, s)| {
+            let mut t = s.clone();
+            t.fault = Fault::None;
+            t.etcd.heartbeat_ms = if s.etcd.heartbeat_ms != base {
+                base
+            } else if 5 * (base + 10) <= s.etcd.election_ms {
+                base + 10
+            } else {
+                base.saturating_sub(10).max(1)
+            };
+            (h.clone(), t)
+        })
+        .collect()
+}
+
+/// The longest time any agent went without an acknowledged write in `[from, to]`.
+pub fn longest_gap(ws: &[Write], agents: &[String], from: f64, to: f64) -> f64 {
+    agents
+        .iter()
+        .map(|a| {
+            let mut acks: Vec<f64> =
+                ws.iter().filter(|w| w.agent == *a).filter_map(|w| w.acked_ms).filter(|t| *t >= from && *t <= to).collect();
+            acks.sort_by(f64::total_cmp);
+            let mut prev = from;
+            let mut gap: f64 = 0.0;
+            for t in acks {
+                gap = gap.max(t - prev);
+                prev = t;
+            }
+            gap.max(to - prev)
+        })
+        .fold(0.0, f64::max)
+}
+
+struct Deployed {
+    result: Result<Report, Halt>,
+    /// Lab clock at the start and end of the deploy.
+    from_ms: f64,
+    to_ms: f64,
+    /// Fewest servers answering at any status sample, of how many.
+    min_healthy: usize,
+    servers: usize,
+    samples: usize,
+}
+
+/// Runs a deploy against the lab while sampling the members' health every 100 ms.
+fn deploy(
+    ctx: &mut Ctx,
+    lab: &Rehearsal,
+    targets: BTreeMap<String, Settings>,
+    hosts: &[String],
+    tune: impl FnOnce(&mut Options),
+    on_event: &mut (dyn FnMut(&Event) + Send),
+) -> Result<Deployed, LabError> {
+    let mut opts = Options::new(lab.journal());
+    opts.owner = format!("n3x lab run ({})", std::process::id());
+    opts.confirm_timeout = Duration::from_secs(30);
+    opts.command_timeout = Duration::from_secs(10);
+    opts.gate_interval = Duration::from_millis(200);
+    opts.agents_at_once = 2;
+    tune(&mut opts);
+    let builder = lab.builder(targets);
+    let from_ms = status(ctx.dir)?.now_ms;
+    let stop = AtomicBool::new(false);
+    let dir = ctx.dir;
+    let servers = ctx.plan.servers.len();
+    let (result, (min_healthy, samples)) = std::thread::scope(|sc| {
+        let sampler = sc.spawn(|| {
+            let (mut min, mut n) = (usize::MAX, 0);
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(s) = status(dir) {
+                    let up = s.hosts.iter().filter(|h| h.member.as_ref().is_some_and(|m| m.status.is_some())).count();
+                    min = min.min(up);
+                    n += 1;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (min, n)
+        });
+        // Steps come back to this thread (the renderer is not `Send`); the deploy runs on another.
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let spec = &lab.spec;
+        let (ssh, builder, opts) = (&lab.ssh, &builder, &opts);
+        let deployer = sc.spawn(move || {
+            let mut events = |e: Event| {
+                on_event(&e);
+                if let Event::Step { host, message, .. } = &e {
+                    let _ = tx.send(match host {
+                        Some(h) => format!("{h}: {message}"),
+                        None => message.clone(),
+                    });
+                }
+            };
+            rollout::deploy(spec, hosts, ssh, builder, opts, &mut events)
+        });
+        for line in rx {
+            (ctx.on_step)(&line);
+        }
+        let r = deployer.join().unwrap_or_else(|_| {
+            Err(Halt { error: DeployError::Unexpected { host: "-".into(), what: "the deploy".into(), detail: "panicked".into() }, report: None })
+        });
+        stop.store(true, Ordering::SeqCst);
+        (r, sampler.join().unwrap_or((0, 0)))
+    });
+    let to_ms = status(ctx.dir)?.now_ms;
+    Ok(Deployed { result, from_ms, to_ms, min_healthy, servers, samples })
+}
+
+/// Drops whatever a failed scenario left: the lock on the cluster and the journal.
+fn cleanup(lab: &Rehearsal) {
+    let opts = Options::new(lab.journal());
+    let _ = rollout::unlock(&lab.spec, &lab.ssh, &opts);
+}
+
+pub(crate) fn run(name: &str, ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
+    let lab = Rehearsal::open(ctx.dir, None)?;
+    let r = match name {
+        "rolling-deploy" => rolling(ctx, run, &lab, true),
+        "rolling-no-transfer" => rolling(ctx, run, &lab, false),
+        "all-at-once" => all_at_once(ctx, run, &lab),
+        "bad-deploy" => bad_deploy(ctx, run, &lab),
+        "deploy-cut" => deploy_cut(ctx, run, &lab),
+        other => Err(LabError::UnknownScenario { name: other.into(), known: NAMES.iter().map(|s| s.to_string()).collect() }),
+    };
+    if r.is_err() || !run.failures.is_empty() {
+        cleanup(&lab);
+    }
+    r
+}
+
+fn agents(ctx: &Ctx) -> Vec<String> {
+    ctx.plan.agents.iter().map(|&a| ctx.plan.hosts[a].name.clone()).collect()
+}
+
+fn report_gap(ctx: &Ctx, run: &mut Run, d: &Deployed) -> Result<(), LabError> {
+    let ws = writes(ctx)?;
+    let gap = longest_gap(&ws, &agents(ctx), d.from_ms, d.to_ms);
+    run.metric("longest_write_gap_ms", gap);
+    run.metric("deploy_ms", d.to_ms - d.from_ms);
+    run.metric("election_timeout_ms", ctx.plan.etcd.election_ms);
+    run.metric("health_samples", d.samples);
+    run.metric("fewest_members_answering", d.min_healthy);
+    Ok(())
+}
+
+fn describe(h: &Halt) -> String {
+    format!("{} ({})", h.error, h.error.help())
+}
+
+/// Rolls a change out to every host, followers first, the leader last (after handing its
+/// leadership over, unless `transfer` is off: the measurement of what that saves).
+fn rolling(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal, transfer: bool) -> Result<(), LabError> {
+    let before = status(ctx.dir)?;
+    let targets = changed(&current(&before), ctx);
+    run.metric("heartbeat_ms", targets.values().next().map_or(0, |s| s.etcd.heartbeat_ms));
+    let d = deploy(ctx, lab, targets.clone(), &[], |o| o.transfer_leadership = transfer, &mut |_| {})?;
+    report_gap(ctx, run, &d)?;
+    match &d.result {
+        Ok(rep) => {
+            run.metric("transfers", rep.transfers.iter().map(|t| format!("{}->{} {} ms", t.from, t.to, t.ms)).collect::<Vec<_>>().join(", "));
+            let after = generations(&status(ctx.dir)?);
+            for (h, s) in &targets {
+                run.require(after.get(h) == Some(&s.store_path()), || format!("`{h}` is not on its new generation"));
+            }
+        }
+        Err(h) => run.failures.push(format!("the deploy stopped: {}", describe(h))),
+    }
+    if transfer {
+        let majority = d.servers / 2 + 1;
+        run.require(d.min_healthy >= majority, || {
+            format!("quorum lost: at one sample only {} of {} members answered", d.min_healthy, d.servers)
+        });
+    }
+    verify(ctx, run)
+}
+
+/// The baseline: the same change to every server at once, as a deploy tool that knows
+/// nothing of etcd does. Measured, not judged.
+fn all_at_once(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal) -> Result<(), LabError> {
+    let before = status(ctx.dir)?;
+    let targets = changed(&current(&before), ctx);
+    let servers: Vec<String> = ctx.plan.servers.iter().map(|&s| ctx.plan.hosts[s].name.clone()).collect();
+    let d = deploy(
+        ctx,
+        lab,
+        targets,
+        &servers,
+        |o| {
+            o.strategy = Strategy::AllAtOnce;
+            o.transfer_leadership = false;
+        },
+        &mut |_| {},
+    )?;
+    report_gap(ctx, run, &d)?;
+    if let Err(h) = &d.result {
+        run.metric("deploy_error", describe(h));
+    }
+    // Measured, not judged: losses are reported, and the lab is left converged for the next.
+    let v = crate::scenario::verify_result(ctx)?;
+    run.metric("acked_writes", v.acked);
+    run.metric("lost_writes", v.lost.len());
+    Ok(())
+}
+
+/// The first follower in the rollout: the first server by name that is not the leader.
+fn first_follower(s: &LabStatus, ctx: &Ctx) -> Result<String, LabError> {
+    let leader = s.leader.clone().ok_or_else(|| LabError::NoLeader { action: "deploy around".into() })?;
+    ctx.plan
+        .servers
+        .iter()
+        .map(|&i| ctx.plan.hosts[i].name.clone())
+        .find(|n| *n != leader)
+        .ok_or_else(|| LabError::NoLeader { action: "find a follower".into() })
+}
+
+/// A generation that breaks its host's etcd: the host goes back by itself, healthy; the
+/// rollout stops there; nobody else changed.
+fn bad_deploy(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal) -> Result<(), LabError> {
+    let before = status(ctx.dir)?;
+    let victim = first_follower(&before, ctx)?;
+    let mut targets = changed(&current(&before), ctx);
+    if let Some(s) = targets.get_mut(&victim) {
+        s.fault = Fault::BreakServices;
+    }
+    run.metric("broken_host", victim.clone());
+    let confirm = Duration::from_secs(10);
+    let d = deploy(ctx, lab, targets, &[], |o| o.confirm_timeout = confirm, &mut |_| {})?;
+    report_gap(ctx, run, &d)?;
+    let gens_before = generations(&before);
+    let after = status(ctx.dir)?;
+    match &d.result {
+        Err(h) => {
+            run.metric("outcome", format!("{:?}", h.error.outcome()));
+            run.require(h.error.outcome() == Outcome::RolledBack, || format!("the deploy ended otherwise: {}", describe(h)));
+            if let DeployError::RolledBack { host, healthy, .. } = &h.error {
+                run.require(host == &victim, || format!("`{host}` rolled back, not `{victim}`"));
+                run.require(*healthy, || format!("`{victim}` is not healthy on its previous generation"));
+            }
+        }
+        Ok(_) => run.failures.push("the deploy succeeded with a generation that breaks etcd".into()),
+    }
+    for h in after.hosts.iter().filter(|h| h.role != "operator") {
+        run.require(h.generation == gens_before.get(&h.name).cloned(), || {
+            format!("`{}` is not on the generation it ran before the deploy", h.name)
+        });
+    }
+    let v = after.hosts.iter().find(|h| h.name == victim);
+    run.require(v.is_some_and(|h| h.k3s_active && h.member.as_ref().is_some_and(|m| m.status.is_some())), || {
+        format!("`{victim}`'s k3s and etcd member are not back")
+    });
+    verify(ctx, run)
+}
+
+/// The deployer's link to a host is cut while it checks the gates: the guard on the host
+/// takes it back to its previous generation by itself within the confirm timeout.
+fn deploy_cut(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal) -> Result<(), LabError> {
+    let before = status(ctx.dir)?;
+    let victim = first_follower(&before, ctx)?;
+    let previous = generations(&before).get(&victim).cloned().unwrap_or_default();
+    let targets = changed(&current(&before), ctx);
+    let confirm = Duration::from_secs(8);
+    run.metric("cut_host", victim.clone());
+    run.metric("confirm_timeout_ms", confirm.as_millis() as u64);
+    let dir = ctx.dir.to_path_buf();
+    let cut_at = std::sync::Mutex::new(None::<f64>);
+    let mut on_event = |e: &Event| {
+        if let Event::Step { host: Some(h), phase: Phase::Gates, .. } = e {
+            let mut c = cut_at.lock().unwrap_or_else(|p| p.into_inner());
+            if h == &victim && c.is_none() {
+                let req = Request::Partition { a: vec![OPERATOR.into()], b: vec![victim.clone()] };
+                *c = crate::control::act(&dir, &req, Duration::from_secs(10)).ok();
+            }
+        }
+    };
+    let d = deploy(ctx, lab, targets, std::slice::from_ref(&victim), |o| o.confirm_timeout = confirm, &mut on_event)?;
+    let cut = cut_at.lock().unwrap_or_else(|p| p.into_inner()).take();
+    run.require(cut.is_some(), || "the link was never cut (no gate was checked)".into());
+    match &d.result {
+        Err(h) => {
+            run.metric("deployer_outcome", format!("{:?}", h.error.outcome()));
+            run.require(matches!(h.error, DeployError::LostContact { .. }), || {
+                format!("the deployer should have lost the host: {}", describe(h))
+            });
+        }
+        Ok(_) => run.failures.push("the deploy confirmed a host it could not reach".into()),
+    }
+    // The guard's own rollback, seen from the supervisor (which the cut does not affect).
+    let switched = wait_for(Duration::from_secs(1), || {
+        Ok(status(ctx.dir)?.hosts.iter().find(|h| h.name == victim).and_then(|h| h.activated_ms))
+    })?;
+    let back = wait_for(confirm + Duration::from_secs(10), || {
+        let s = status(ctx.dir)?;
+        Ok(s.hosts.iter().find(|h| h.name == victim && h.generation.as_deref() == Some(&previous)).and_then(|h| h.activated_ms))
+    })?;
+    match (back, cut) {
+        (Some(t_back), Some(t_cut)) => {
+            let guard_start = d.from_ms;
+            run.metric("rolled_back_after_cut_ms", t_back - t_cut);
+            run.metric("rolled_back_after_deploy_start_ms", t_back - guard_start);
+            run.require(t_back - guard_start <= confirm.as_millis() as f64 + 2000.0, || {
+                format!(
+                    "the guard rolled back {:.0} ms after the deploy started, beyond the {} s timeout",
+                    t_back - guard_start,
+                    confirm.as_secs()
+                )
+            });
+        }
+        _ => run.failures.push(format!(
+            "`{victim}` is not back on its previous generation (it ran {}; switched at {switched:?})",
+            status(ctx.dir)?.hosts.iter().find(|h| h.name == victim).and_then(|h| h.generation.clone()).unwrap_or_default()
+        )),
+    }
+    (ctx.on_step)("healing the cut");
+    at(ctx, Request::Heal)?;
+    // The deploy is unfinished (the deployer lost the host): resuming sees the guard's
+    // rollback, records it, and frees the cluster.
+    (ctx.on_step)("resuming the deploy");
+    let mut opts = Options::new(lab.journal());
+    opts.resume = true;
+    opts.confirm_timeout = confirm;
+    opts.command_timeout = Duration::from_secs(10);
+    opts.gate_interval = Duration::from_millis(200);
+    let builder = lab.builder(BTreeMap::new());
+    let resumed = rollout::deploy(&lab.spec, &[victim.clone()], &lab.ssh, &builder, &opts, &mut |_| {});
+    match resumed {
+        Err(h) => {
+            run.require(
+                matches!(&h.error, DeployError::RolledBack { reasons, healthy: true, .. } if reasons.iter().any(|r| r.contains("guard"))),
+                || format!("the resume should report the guard's rollback: {}", describe(&h)),
+            );
+        }
+        Ok(_) => run.failures.push("the resume confirmed a host its guard rolled back".into()),
+    }
+    let healthy = wait_for(Duration::from_secs(10), || {
+        let s = status(ctx.dir)?;
+        Ok(s.hosts.iter().find(|h| h.name == victim).filter(|h| h.member.as_ref().is_some_and(|m| m.status.is_some())).map(|_| ()))
+    })?;
+    run.require(healthy.is_some(), || format!("`{victim}` is not healthy after the rollback"));
+    verify(ctx, run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(agent: &str, acked: Option<f64>) -> Write {
+        Write { agent: agent.into(), seq: 0, server: 0, sent_ms: 0.0, acked_ms: acked, revision: 0, value: String::new() }
+    }
+
+    #[test]
+    fn the_longest_gap_is_per_agent_and_counts_the_edges() {
+        let ws = [w("a", Some(110.0)), w("a", Some(200.0)), w("a", None), w("a", Some(650.0)), w("b", Some(120.0))];
+        // a: 100->110, 110->200, 200->650 (450), 650->700; b: 120->700 (580).
+        assert_eq!(longest_gap(&ws, &["a".into()], 100.0, 700.0), 450.0);
+        assert_eq!(longest_gap(&ws, &["a".into(), "b".into()], 100.0, 700.0), 580.0);
+        assert_eq!(longest_gap(&[], &["a".into()], 0.0, 50.0), 50.0);
+    }
+}

@@ -1,0 +1,448 @@
+//! Named test doubles of the NixOS side, for `n3x lab double <name>`. NixOS cannot run
+//! here, so a lab host answers the deployer's commands with these: the same command lines a
+//! NixOS host receives, acting on the lab instead of on systemd and Nix.
+//!
+//! | double | stands in for | acts on |
+//! |---|---|---|
+//! | `nix-env --profile P --set S` | Nix's profile switch | the host's profile links |
+//! | `switch-to-configuration` | NixOS's activation | `/run/current-system`; the supervisor restarts the host's etcd with the generation's timings |
+//! | `systemd-run --unit --on-active` | a transient timer | a detached process that runs the command unless stopped |
+//! | `systemctl stop/is-active` | systemd | those processes; k3s's state from the supervisor |
+//! | `k3s kubectl get nodes`, `k3s --version`, `k3s etcd-snapshot save` | k3s | the lab's status; the host's etcd member |
+//! | `curl ... https://127.0.0.1:2379/...` | k3s's etcd client (TLS) | the member's plain HTTP on the host's loopback |
+//! | `nixos-anywhere` (operator side) | the installer | records argv and extra files; the supervisor installs the host |
+//!
+//! Except `nixos-anywhere`, they run inside a lab host's root (see `hostroot`), where the
+//! lab's directory is at `/n3x-lab`.
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::control::{self, LabStatus, Request};
+use crate::generation::{self, Fault, LAB_MOUNT, SETTINGS_FILE};
+use crate::hostroot::{HOST_FILE, HostFile};
+
+/// Where transient units live on a lab host.
+const UNITS: &str = "/run/n3x-units";
+
+fn me() -> Result<HostFile, String> {
+    let p = Path::new("/").join(HOST_FILE);
+    let text = std::fs::read_to_string(&p).map_err(|e| format!("not inside a lab host ({}: {e})", p.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn lab_call(req: &Request, timeout: Duration) -> Result<control::Response, String> {
+    control::call(Path::new(LAB_MOUNT), req, timeout).map_err(|e| e.to_string())
+}
+
+fn lab_status() -> Result<LabStatus, String> {
+    control::status(Path::new(LAB_MOUNT)).map_err(|e| e.to_string())
+}
+
+/// Runs double `args[0]` with the rest; returns its exit status.
+pub fn run(args: &[String]) -> i32 {
+    let Some((name, rest)) = args.split_first() else {
+        eprintln!("n3x lab double: name a double");
+        return 2;
+    };
+    let result = match name.as_str() {
+        "nix-env" => nix_env(rest),
+        "switch-to-configuration" => switch_to_configuration(rest),
+        "systemd-run" => systemd_run(rest),
+        "guard-timer" => guard_timer(rest),
+        "systemctl" => systemctl(rest),
+        "k3s" => k3s(rest),
+        "curl" => curl(rest),
+        "nixos-anywhere" => nixos_anywhere(rest),
+        other => Err((2, format!("no double named `{other}`"))),
+    };
+    match result {
+        Ok(code) => code,
+        Err((code, message)) => {
+            eprintln!("{name} (n3x lab double): {message}");
+            code
+        }
+    }
+}
+
+type Res = Result<i32, (i32, String)>;
+
+fn fail(message: impl Into<String>) -> (i32, String) {
+    (1, message.into())
+}
+
+/// The value after `flag` (as `--flag value` or `--flag=value`).
+fn opt(args: &[String], flag: &str) -> Option<String> {
+    let eq = format!("{flag}=");
+    args.iter().enumerate().find_map(|(i, a)| {
+        if a == flag {
+            args.get(i + 1).cloned()
+        } else {
+            a.strip_prefix(&eq).map(str::to_owned)
+        }
+    })
+}
+
+fn nix_env(args: &[String]) -> Res {
+    let (Some(profile), Some(path)) = (opt(args, "--profile"), opt(args, "--set")) else {
+        return Err(fail("only `--profile P --set PATH` is emulated"));
+    };
+    if !Path::new(&path).join(SETTINGS_FILE).is_file() {
+        return Err(fail(format!("error: path '{path}' is not valid")));
+    }
+    let profile = PathBuf::from(profile);
+    let dir = profile.parent().ok_or_else(|| fail("a profile needs a directory"))?;
+    let base = profile.file_name().and_then(|n| n.to_str()).ok_or_else(|| fail("bad profile name"))?;
+    let next = std::fs::read_dir(dir)
+        .map_err(|e| fail(format!("{}: {e}", dir.display())))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_prefix(&format!("{base}-"))?.strip_suffix("-link")?.parse::<u32>().ok())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let link = format!("{base}-{next}-link");
+    generation::replace_link(&dir.join(&link), Path::new(&path)).map_err(|e| fail(e.to_string()))?;
+    generation::replace_link(&profile, Path::new(&link)).map_err(|e| fail(e.to_string()))?;
+    Ok(0)
+}
+
+fn switch_to_configuration(args: &[String]) -> Res {
+    let (Some(generation), Some(action)) = (args.first(), args.get(1)) else {
+        return Err((2, "usage: switch-to-configuration {switch|boot|test|dry-activate}".into()));
+    };
+    let settings = generation::read_settings(Path::new(generation)).map_err(|e| fail(e.to_string()))?;
+    let host = me().map_err(fail)?;
+    match action.as_str() {
+        "boot" => {
+            eprintln!("updating the boot default (the lab boots nothing; it takes effect at the next activation)");
+            return Ok(0);
+        }
+        "dry-activate" => return Ok(0),
+        "switch" | "test" => {}
+        other => return Err((2, format!("unknown action `{other}`"))),
+    }
+    eprintln!("activating the configuration...");
+    if settings.fault == Fault::Hang {
+        // Never finishes and never applies: the deployer's timeout and the guard decide.
+        std::thread::sleep(Duration::from_secs(3600));
+        return Err(fail("hung"));
+    }
+    generation::replace_link(Path::new("/run/current-system"), Path::new(generation)).map_err(|e| fail(e.to_string()))?;
+    eprintln!("restarting the following units: k3s.service");
+    lab_call(
+        &Request::Activate { host: host.host.clone(), generation: generation.clone(), settings: Box::new(settings.clone()) },
+        Duration::from_secs(60),
+    )
+    .map_err(fail)?;
+    if settings.fault == Fault::FailActivation {
+        eprintln!("warning: the following units failed: k3s.service");
+        eprintln!("warning: error(s) occurred while switching to the new configuration");
+        return Ok(4);
+    }
+    Ok(0)
+}
+
+fn unit_file(name: &str) -> PathBuf {
+    Path::new(UNITS).join(name)
+}
+
+fn systemd_run(args: &[String]) -> Res {
+    let unit = opt(args, "--unit").ok_or_else(|| fail("only `--unit=NAME --on-active=SECS CMD...` is emulated"))?;
+    let secs: u64 = opt(args, "--on-active")
+        .and_then(|v| v.trim_end_matches('s').trim().parse().ok())
+        .ok_or_else(|| fail("`--on-active=SECONDSs` is required"))?;
+    // The command starts at the first argument that is not an option of systemd-run.
+    let cmd: Vec<String> = args.iter().skip_while(|a| a.starts_with("--")).cloned().collect();
+    if cmd.is_empty() {
+        return Err(fail("no command to run"));
+    }
+    let timer = unit_file(&format!("{unit}.timer"));
+    if pid_in(&timer).is_some_and(alive) {
+        return Err(fail(format!("Failed to start transient timer unit: Unit {unit}.timer already exists.")));
+    }
+    std::fs::create_dir_all(UNITS).map_err(|e| fail(format!("{UNITS}: {e}")))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(unit_file(&format!("{unit}.log")))
+        .map_err(|e| fail(e.to_string()))?;
+    let err = log.try_clone().map_err(|e| fail(e.to_string()))?;
+    let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
+    let _ = std::fs::remove_file(&timer);
+    use std::os::unix::process::CommandExt;
+    let child = std::process::Command::new(exe)
+        .args(["lab", "double", "guard-timer", &unit, &secs.to_string(), "--"])
+        .args(&cmd)
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| fail(e.to_string()))?;
+    // The timer exists once it says so (it writes its own pid).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pid_in(&timer) != Some(child.id() as i32) {
+        if Instant::now() > deadline {
+            return Err(fail("the timer did not start"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    eprintln!("Running timer as unit: {unit}.timer");
+    eprintln!("Will run service as unit: {unit}.service");
+    Ok(0)
+}
+
+fn pid_in(file: &Path) -> Option<i32> {
+    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+}
+
+fn alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+}
+
+/// The detached process behind a transient timer: waits, unless stopped, then runs.
+fn guard_timer(args: &[String]) -> Res {
+    let (Some(unit), Some(secs)) = (args.first(), args.get(1).and_then(|s| s.parse::<u64>().ok())) else {
+        return Err((2, "usage: guard-timer UNIT SECS -- CMD...".into()));
+    };
+    let cmd: Vec<&String> = args.iter().skip(2).skip_while(|a| *a == "--").collect();
+    let me = std::process::id() as i32;
+    let timer = unit_file(&format!("{unit}.timer"));
+    n3x_fs::write(&timer, format!("{me}\n").as_bytes(), Some(0o644)).map_err(|e| fail(e.to_string()))?;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if pid_in(&timer) != Some(me) {
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())));
+    }
+    if pid_in(&timer) != Some(me) {
+        return Ok(0);
+    }
+    let service = unit_file(&format!("{unit}.service"));
+    let _ = std::fs::remove_file(&timer);
+    n3x_fs::write(&service, format!("{me}\n").as_bytes(), Some(0o644)).map_err(|e| fail(e.to_string()))?;
+    eprintln!("{unit}.timer elapsed after {secs} s: running {cmd:?}");
+    let status = cmd
+        .split_first()
+        .map(|(p, rest)| std::process::Command::new(p).args(rest).status())
+        .transpose()
+        .map_err(|e| fail(e.to_string()))?;
+    let _ = std::fs::remove_file(&service);
+    Ok(status.and_then(|s| s.code()).unwrap_or(1))
+}
+
+fn systemctl(args: &[String]) -> Res {
+    let (Some(verb), units) = (args.first(), args.get(1..).unwrap_or_default()) else {
+        return Err((2, "usage: systemctl VERB UNIT...".into()));
+    };
+    match verb.as_str() {
+        "stop" => {
+            for u in units {
+                let f = unit_file(u);
+                if let Some(pid) = pid_in(&f) {
+                    let _ = std::fs::remove_file(&f);
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+                }
+            }
+            Ok(0)
+        }
+        "is-active" => {
+            let u = units.first().ok_or_else(|| (2, "name a unit".to_string()))?;
+            let active = match u.as_str() {
+                "k3s" | "k3s.service" => {
+                    let me = me().map_err(fail)?;
+                    let s = lab_status().map_err(fail)?;
+                    s.hosts.iter().find(|h| h.name == me.host).is_some_and(|h| h.k3s_active)
+                }
+                unit => pid_in(&unit_file(unit)).is_some_and(alive),
+            };
+            println!("{}", if active { "active" } else { "inactive" });
+            Ok(if active { 0 } else { 3 })
+        }
+        other => Err(fail(format!("`systemctl {other}` is not emulated"))),
+    }
+}
+
+const API_DOWN: &str = "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?";
+
+fn k3s(args: &[String]) -> Res {
+    let me = me().map_err(fail)?;
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["--version"] | ["-v"] => {
+            let current = generation::read_settings(Path::new("/run/current-system")).map_err(|e| fail(e.to_string()))?;
+            println!("k3s version {}.0+k3s1 (n3x-lab)", current.k3s_version);
+            println!("go version go1.22.0");
+            Ok(0)
+        }
+        ["kubectl", "get", "nodes", "-o", "json"] => {
+            let s = lab_status().map_err(fail)?;
+            let mine = s.hosts.iter().find(|h| h.name == me.host);
+            let api_up = me.server
+                && mine.is_some_and(|h| h.k3s_active && h.member.as_ref().is_some_and(|m| m.status.is_some()));
+            if !api_up {
+                return Err(fail(API_DOWN));
+            }
+            let items: Vec<serde_json::Value> = s
+                .hosts
+                .iter()
+                .filter(|h| h.role != "operator" && h.installed)
+                .map(|h| {
+                    let ready = h.k3s_active && (h.role != "server" || h.member.as_ref().is_some_and(|m| m.status.is_some()));
+                    json!({
+                        "kind": "Node",
+                        "metadata": { "name": h.name },
+                        "status": { "conditions": [ { "type": "Ready", "status": if ready { "True" } else { "False" } } ] }
+                    })
+                })
+                .collect();
+            println!("{}", json!({ "apiVersion": "v1", "kind": "List", "items": items }));
+            Ok(0)
+        }
+        ["etcd-snapshot", "save", "--name", name] => {
+            let dir = Path::new("/var/lib/rancher/k3s/server/db/snapshots");
+            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], n3x_etcd::CLIENT_PORT));
+            let r = crate::http::post_json(addr, "/v3/maintenance/snapshot", "{}", Duration::from_secs(60))
+                .map_err(|e| fail(format!("etcd: {e}")))?;
+            if r.status != 200 {
+                return Err(fail(format!("etcd answered {}", r.status)));
+            }
+            let path = dir.join(name);
+            n3x_fs::write(&path, r.body.as_bytes(), Some(0o600)).map_err(|e| fail(e.to_string()))?;
+            println!("Snapshot {name} saved at {}", path.display());
+            Ok(0)
+        }
+        _ => Err(fail(format!("`k3s {}` is not emulated", args.join(" ")))),
+    }
+}
+
+/// k3s's etcd client call, over the member's plain HTTP on the host's loopback.
+fn curl(args: &[String]) -> Res {
+    let url = args.iter().find(|a| a.starts_with("https://") || a.starts_with("http://")).ok_or_else(|| (2, "no URL".to_string()))?;
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or_default();
+    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+    if authority != format!("127.0.0.1:{}", n3x_etcd::CLIENT_PORT) {
+        return Err(fail(format!("only the host's own etcd member (127.0.0.1:{}) is emulated", n3x_etcd::CLIENT_PORT)));
+    }
+    let secs: u64 = opt(args, "--max-time").and_then(|v| v.parse().ok()).unwrap_or(30);
+    let mut body = String::new();
+    if opt(args, "--data-binary").as_deref() == Some("@-") {
+        std::io::stdin().read_to_string(&mut body).map_err(|e| fail(e.to_string()))?;
+    }
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], n3x_etcd::CLIENT_PORT));
+    match crate::http::post_json(addr, &path, &body, Duration::from_secs(secs)) {
+        Ok(r) => {
+            print!("{}", r.body);
+            Ok(0)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err((28, format!("curl: (28) Operation timed out after {secs} s")))
+        }
+        Err(e) => Err((7, format!("curl: (7) Failed to connect to 127.0.0.1 port {}: {e}", n3x_etcd::CLIENT_PORT))),
+    }
+}
+
+/// What the nixos-anywhere double records for each install.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct InstallRecord {
+    pub host: String,
+    pub argv: Vec<String>,
+    /// The extra-files tree: (path, mode).
+    pub extra_files: Vec<(String, u32)>,
+}
+
+/// Where a lab keeps the nixos-anywhere double's records.
+pub fn install_record(lab_dir: &Path, host: &str) -> PathBuf {
+    lab_dir.join("installs").join(format!("{host}.json"))
+}
+
+/// The lab whose host has address `ip`: (lab directory, host name).
+fn lab_of(ip: &str) -> Option<(PathBuf, String)> {
+    for e in std::fs::read_dir(crate::plan::STATE_ROOT).ok()?.flatten() {
+        let Ok(bytes) = std::fs::read(e.path().join(crate::supervisor::OPTIONS_FILE)) else { continue };
+        let Ok(o) = serde_json::from_slice::<crate::supervisor::LabOptions>(&bytes) else { continue };
+        if let Some(h) = o.plan.inventory_hosts().find(|h| h.cluster_ip.to_string() == ip) {
+            return Some((e.path(), h.name.clone()));
+        }
+    }
+    None
+}
+
+fn nixos_anywhere(args: &[String]) -> Res {
+    let flake = opt(args, "--flake").ok_or_else(|| (2, "--flake FLAKE#HOST is required".to_string()))?;
+    let target = opt(args, "--target-host").ok_or_else(|| (2, "--target-host is required".to_string()))?;
+    let extra = opt(args, "--extra-files").map(PathBuf::from);
+    let ip = n3x_remote::host_part(&target);
+    let (lab_dir, host) = lab_of(&ip).ok_or_else(|| fail(format!("no running lab has a host at {ip}")))?;
+    let attr = flake.rsplit_once('#').map(|(_, a)| a).unwrap_or_default();
+    if attr != host {
+        return Err(fail(format!("`{flake}` installs `{attr}`, but {ip} is `{host}` in the lab")));
+    }
+    let tree = match &extra {
+        Some(d) => n3x_deploy::install::tree(d).map_err(|e| fail(format!("{}: {e}", d.display())))?,
+        None => Vec::new(),
+    };
+    let mut argv = vec!["nixos-anywhere".to_string()];
+    argv.extend(args.iter().cloned());
+    let record = InstallRecord { host: host.clone(), argv, extra_files: tree };
+    let path = install_record(&lab_dir, &host);
+    let _ = std::fs::create_dir_all(path.parent().unwrap_or(&lab_dir));
+    n3x_fs::write(&path, serde_json::to_string_pretty(&record).unwrap_or_default().as_bytes(), Some(0o644))
+        .map_err(|e| fail(e.to_string()))?;
+    eprintln!("### n3x lab double of nixos-anywhere: installing {host} ({ip}) ###");
+    let key = extra.map(|d| d.join(n3x_deploy::install::HOST_KEY));
+    if let Some(k) = &key {
+        let mode = std::fs::metadata(k).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        if mode & 0o077 != 0 {
+            return Err(fail(format!("{} is readable by others (mode {mode:o}); sshd would refuse it", k.display())));
+        }
+    }
+    control::call(&lab_dir, &Request::Install { host: host.clone(), host_key: key }, Duration::from_secs(120))
+        .map_err(|e| fail(e.to_string()))?;
+    eprintln!("### installation of {host} finished; it rebooted into NixOS ###");
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn options_in_both_spellings() {
+        let a: Vec<String> = ["--unit=x", "--on-active", "90s", "sh"].map(String::from).to_vec();
+        assert_eq!(opt(&a, "--unit").as_deref(), Some("x"));
+        assert_eq!(opt(&a, "--on-active").as_deref(), Some("90s"));
+        assert_eq!(opt(&a, "--collect"), None);
+    }
+
+    #[test]
+    fn unknown_doubles_and_usage_are_exit_two() {
+        assert_eq!(run(&["nope".to_string()]), 2);
+        assert_eq!(run(&[]), 2);
+        assert_eq!(run(&["switch-to-configuration".to_string()]), 2);
+    }
+
+    #[test]
+    fn settings_round_trip_through_a_generation() {
+        let s = generation::Settings {
+            host: "h".into(),
+            etcd: crate::plan::EtcdTimings { heartbeat_ms: 100, election_ms: 1000 },
+            k3s_version: "v1.31".into(),
+            fault: Fault::Hang,
+        };
+        let d = tempfile::tempdir().unwrap();
+        let p = generation::write(d.path(), &s).unwrap();
+        let dir = d.path().join(p.rsplit('/').next().unwrap());
+        assert_eq!(generation::read_settings(&dir).unwrap().fault, Fault::Hang);
+    }
+}
