@@ -8,8 +8,9 @@ set -euo pipefail
 # (the lab's fabric), util-linux (setpriv, for the non-root test), iperf3 (switch bench),
 # nix-bin (parses and evaluates the flake's Nix), age (cross-checks secrets).
 # iputils-ping (the switch's ping test), openssh-client, strace and python3-cryptography
-# (the secrets tests: ssh-keygen, no secret in any argv, an independent SOPS encoder).
-APT_PACKAGES=(ca-certificates git etcd-server etcd-client iproute2 nftables util-linux iperf3 procps nix-bin age iputils-ping openssh-client strace python3-cryptography)
+# (the secrets tests: ssh-keygen, no secret in any argv, an independent SOPS encoder),
+# openssh-server (every lab host's sshd, which `n3x deploy --lab` and `install --lab` reach).
+APT_PACKAGES=(ca-certificates git etcd-server etcd-client iproute2 nftables util-linux iperf3 procps nix-bin age iputils-ping openssh-client openssh-server strace python3-cryptography)
 
 need_apt=()
 for p in "${APT_PACKAGES[@]}"; do

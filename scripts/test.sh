@@ -24,6 +24,11 @@ if [[ $(id -u) -eq 0 ]]; then
   timeout 600 ./target/release/n3x lab run --scenario profiles --report "$report/profiles"
   # A second cluster: five servers, kernel fabric chosen automatically.
   timeout 600 ./target/release/n3x lab run -f examples/five-servers.toml --report "$report/five-servers"
+  # Deploys rehearsed in the lab (real sshd on every host), on both clusters, with the
+  # all-at-once baseline and the rollout without a leadership transfer measured beside.
+  deploys=(--scenario rolling-deploy --scenario bad-deploy --scenario deploy-cut --scenario all-at-once --scenario rolling-no-transfer)
+  timeout 900 ./target/release/n3x lab run "${deploys[@]}" --report "$report/deploy-reference"
+  timeout 900 ./target/release/n3x lab run -f examples/five-servers.toml "${deploys[@]}" --report "$report/deploy-five-servers"
 elif [[ -n "${CI:-}" && "${CI}" != 0 && "${CI}" != false ]]; then
   echo "lab scenarios need root, and CI is set: a skip is a failure here (run as root)" >&2
   exit 1

@@ -23,7 +23,7 @@ pub enum Outcome {
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
     #[error("{step} on `{host}`: {source}")]
-    Remote { host: String, step: String, source: RemoteError },
+    Remote { host: String, step: String, source: Box<RemoteError> },
     #[error("preflight refused the deploy: {}", .reasons.join("; "))]
     Refused { reasons: Vec<String> },
     #[error("another deploy holds the cluster's lock: {owner}")]
@@ -34,7 +34,9 @@ pub enum DeployError {
     NothingToResume { cluster: String },
     #[error("`{host}` failed its gates ({}); it is back on its previous generation{}, and the rollout stopped", .reasons.join("; "), if *.healthy { " and healthy" } else { ", but not healthy there either" })]
     RolledBack { host: String, reasons: Vec<String>, healthy: bool },
-    #[error("lost `{host}` during its switch ({detail}); its guard puts it back on the previous generation within {guard_secs} s unless confirmed")]
+    #[error(
+        "lost `{host}` during its switch ({detail}); its guard puts it back on the previous generation within {guard_secs} s unless confirmed"
+    )]
     LostContact { host: String, detail: String, guard_secs: u64 },
     #[error("interrupted")]
     Interrupted,
@@ -54,7 +56,7 @@ pub enum DeployError {
 
 impl DeployError {
     pub fn remote(host: &str, step: &str, source: RemoteError) -> DeployError {
-        DeployError::Remote { host: host.into(), step: step.into(), source }
+        DeployError::Remote { host: host.into(), step: step.into(), source: Box::new(source) }
     }
 
     pub fn outcome(&self) -> Outcome {

@@ -8,18 +8,18 @@ use std::time::{Duration, Instant};
 use n3x_remote::RemoteError;
 
 use crate::error::DeployError;
-use crate::observe::{Ask, ClusterView};
+use crate::observe::{Ask, ClusterView, is_member_of};
 use crate::{ClusterSpec, HostSpec};
 
 /// A failed check in a few words: what the host answered, not the whole command line.
 pub fn reason(e: &DeployError) -> String {
-    match e {
-        DeployError::Remote { source: RemoteError::Failed { stderr, status, .. }, .. } => {
+    let DeployError::Remote { source, .. } = e else { return e.to_string() };
+    match source.as_ref() {
+        RemoteError::Failed { stderr, status, .. } => {
             let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
             if last.is_empty() { format!("exit {status}") } else { last.trim().to_owned() }
         }
-        DeployError::Remote { source: RemoteError::Timeout { secs, .. }, .. } => format!("no answer within {secs} s"),
-        DeployError::Remote { source, .. } => source.to_string(),
+        RemoteError::Timeout { secs, .. } => format!("no answer within {secs} s"),
         other => other.to_string(),
     }
 }
@@ -69,10 +69,21 @@ pub fn check(ask: Ask<'_>, spec: &ClusterSpec, host: &HostSpec) -> Vec<String> {
 /// servers answer, and the member has applied everything the leader had before it asked.
 fn server(ask: Ask<'_>, spec: &ClusterSpec, host: &HostSpec) -> Vec<String> {
     let view = ClusterView::ask(ask, spec);
-    let voting = view.statuses.len();
     let mut failures = Vec::new();
-    if view.healthy() <= voting / 2 {
-        failures.push(format!("quorum lost: {} of {voting} etcd members answer", view.healthy()));
+    // Quorum counts the voting members etcd has (a cluster being installed has fewer than
+    // the inventory's servers), and which of them answer.
+    match ask.members(host) {
+        Ok(members) => {
+            let voting: Vec<_> = members.iter().filter(|m| !m.is_learner).collect();
+            let answering = voting
+                .iter()
+                .filter(|m| spec.servers().find(|s| is_member_of(m, s)).and_then(|s| view.status_of(&s.name)).is_some())
+                .count();
+            if answering <= voting.len() / 2 {
+                failures.push(format!("quorum lost: {answering} of {} etcd members answer", voting.len()));
+            }
+        }
+        Err(e) => failures.push(format!("the etcd member list is unavailable ({})", reason(&e))),
     }
     let Some(leader) = view.leader() else {
         failures.push("the etcd members do not agree on a leader".into());
@@ -127,6 +138,15 @@ mod tests {
     fn healthy() -> Fake {
         let f = Fake::new();
         let ids = [("n100-1", 1u64), ("n100-2", 2), ("n100-3", 3)];
+        f.on(|_, argv| {
+            (argv[0] == "curl" && argv.last()?.ends_with(n3x_etcd::MEMBER_LIST)).then(|| {
+                fake::ok(
+                    r#"{"members":[{"ID":"1","name":"n100-1","peerURLs":["https://192.168.200.11:2380"]},
+                    {"ID":"2","name":"n100-2","peerURLs":["https://192.168.200.12:2380"]},
+                    {"ID":"3","name":"n100-3","peerURLs":["https://192.168.200.13:2380"]}]}"#,
+                )
+            })
+        });
         f.on(move |t, argv| {
             let url = argv.last()?;
             if argv[0] != "curl" || !url.ends_with(n3x_etcd::STATUS) {
@@ -137,7 +157,10 @@ mod tests {
                 r#"{{"header":{{"member_id":"{id}","revision":"9"}},"leader":"1","raftIndex":"100","raftAppliedIndex":"100","raftTerm":"2"}}"#
             )))
         });
-        f.on(|_, argv| (argv.get(..2) == Some(&["systemctl".to_string(), "is-active".to_string()][..])).then(|| fake::ok("active\n")));
+        f.on(|_, argv| {
+            (argv.get(..2) == Some(&["systemctl".to_string(), "is-active".to_string()][..]))
+                .then(|| fake::ok("active\n"))
+        });
         f.on(|_, argv| {
             (argv[0] == "k3s" && argv.get(1).is_some_and(|a| a == "kubectl")).then(|| {
                 let items: Vec<String> = ["n100-1", "n100-2", "n100-3", "jetson-1", "jetson-2"]
@@ -171,26 +194,34 @@ mod tests {
         // k3s down and its member gone.
         let f = healthy();
         f.on(|t, argv| (t.host == "n100-2" && argv[0] == "systemctl").then(|| fake::exit(3, "")));
-        f.on(|t, argv| (t.host == "n100-2" && argv[0] == "curl").then(|| fake::exit(7, "connection refused")));
+        f.on(|t, argv| {
+            (t.host == "n100-2" && argv[0] == "curl" && argv.last()?.ends_with(n3x_etcd::STATUS))
+                .then(|| fake::exit(7, "connection refused"))
+        });
         let fails = check(ask(&f), &spec, h);
         assert!(fails.contains(&"k3s is not active".to_string()), "{fails:?}");
         assert!(fails.iter().any(|m| m.starts_with("its etcd member does not answer")), "{fails:?}");
         // Behind the leader.
         let f = healthy();
         f.on(|t, argv| {
-            (t.host == "n100-2" && argv[0] == "curl").then(|| {
+            (t.host == "n100-2" && argv[0] == "curl" && argv.last()?.ends_with(n3x_etcd::STATUS)).then(|| {
                 fake::ok(r#"{"header":{"member_id":"2"},"leader":"1","raftIndex":"90","raftAppliedIndex":"80"}"#)
             })
         });
         assert_eq!(check(ask(&f), &spec, h), ["etcd member behind the leader: applied 80 of 100"]);
         // Two members gone: no quorum.
         let f = healthy();
-        f.on(|t, argv| (t.host != "n100-1" && argv[0] == "curl").then(|| fake::exit(7, "refused")));
+        f.on(|t, argv| {
+            (t.host != "n100-1" && argv[0] == "curl" && argv.last()?.ends_with(n3x_etcd::STATUS))
+                .then(|| fake::exit(7, "refused"))
+        });
         let fails = check(ask(&f), &spec, h);
         assert!(fails[0].starts_with("quorum lost: 1 of 3"), "{fails:?}");
         // Not Ready.
         let f = healthy();
-        f.on(|_, argv| (argv[0] == "k3s").then(|| fake::ok(r#"{"items":[{"metadata":{"name":"jetson-1"},"status":{}}]}"#)));
+        f.on(|_, argv| {
+            (argv[0] == "k3s").then(|| fake::ok(r#"{"items":[{"metadata":{"name":"jetson-1"},"status":{}}]}"#))
+        });
         assert_eq!(check(ask(&f), &spec, spec.host("jetson-1").unwrap()), ["the node is not Ready"]);
         // Unreachable: one reason, nothing else asked.
         let f = healthy();

@@ -17,13 +17,16 @@ use crate::{ClusterSpec, Event, Events, HostSpec, Phase, gate};
 /// The host key inside an extra-files tree (where sops-nix looks by default).
 pub const HOST_KEY: &str = "etc/ssh/ssh_host_ed25519_key";
 
+/// Where a host's extra-files tree is (by host name).
+pub type ExtraFiles = std::sync::Arc<dyn Fn(&str) -> Option<PathBuf> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct InstallOptions {
     /// The nixos-anywhere command (`nixos-anywhere`; the lab's double in a rehearsal).
     pub program: Vec<String>,
     pub flake: String,
     /// The extra-files tree of a host.
-    pub extra_files: std::sync::Arc<dyn Fn(&str) -> Option<PathBuf> + Send + Sync>,
+    pub extra_files: ExtraFiles,
     /// Where host keys are pinned.
     pub known_hosts: PathBuf,
     /// Print what would run; run nothing.
@@ -156,7 +159,10 @@ pub fn install(
                 detail: format!("not healthy within {} s: {}", opts.host_timeout.as_secs(), reasons.join("; ")),
             });
         }
-        events(Event::Host { host: h.name.clone(), outcome: format!("installed in {:.1} s", started.elapsed().as_secs_f64()) });
+        events(Event::Host {
+            host: h.name.clone(),
+            outcome: format!("installed in {:.1} s", started.elapsed().as_secs_f64()),
+        });
         done.push(Installed { host: h.name.clone(), argv, removed_member, seconds: started.elapsed().as_secs_f64() });
     }
     Ok(done)
@@ -170,13 +176,11 @@ fn remove_stale_member(
     events: &mut Events<'_>,
 ) -> Result<Option<String>, DeployError> {
     let view = ClusterView::ask(ask, spec);
-    let via = view
-        .statuses
-        .iter()
-        .find(|(h, s)| h.name != host.name && s.is_ok())
-        .map(|(h, _)| *h)
-        .ok_or_else(|| DeployError::Refused {
-            reasons: vec![format!("no server's etcd member answers, so `{}` has no cluster to join", host.name)],
+    let via =
+        view.statuses.iter().find(|(h, s)| h.name != host.name && s.is_ok()).map(|(h, _)| *h).ok_or_else(|| {
+            DeployError::Refused {
+                reasons: vec![format!("no server's etcd member answers, so `{}` has no cluster to join", host.name)],
+            }
         })?;
     let members = ask.members(via)?;
     let Some(stale) = members.iter().find(|m| is_member_of(m, host)) else { return Ok(None) };
@@ -240,7 +244,8 @@ mod tests {
     #[test]
     fn install_order_is_init_then_servers_then_agents() {
         let spec = crate::testing::reference();
-        let picked: Vec<&HostSpec> = ["jetson-2", "n100-3", "n100-1", "jetson-1", "n100-2"].iter().map(|n| spec.host(n).unwrap()).collect();
+        let picked: Vec<&HostSpec> =
+            ["jetson-2", "n100-3", "n100-1", "jetson-1", "n100-2"].iter().map(|n| spec.host(n).unwrap()).collect();
         let names: Vec<&str> = order(&picked).iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["n100-1", "n100-2", "n100-3", "jetson-1", "jetson-2"]);
     }
@@ -250,7 +255,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let kh = d.path().join("ssh/known_hosts");
         std::fs::create_dir_all(kh.parent().unwrap()).unwrap();
-        std::fs::write(&kh, "192.168.200.11 ssh-ed25519 OLD\nother,192.168.200.11 ssh-ed25519 OLD2\nkeep ssh-ed25519 K\n").unwrap();
+        std::fs::write(
+            &kh,
+            "192.168.200.11 ssh-ed25519 OLD\nother,192.168.200.11 ssh-ed25519 OLD2\nkeep ssh-ed25519 K\n",
+        )
+        .unwrap();
         pin(&kh, "192.168.200.11", "ssh-ed25519 NEW root@n100-1\n").unwrap();
         assert_eq!(std::fs::read_to_string(&kh).unwrap(), "keep ssh-ed25519 K\n192.168.200.11 ssh-ed25519 NEW\n");
         // A new file is made, with its directory.

@@ -54,7 +54,10 @@ impl HostState {
 
     /// Settled: a resume leaves it alone.
     pub fn settled(&self) -> bool {
-        matches!(self, HostState::Confirmed | HostState::Unchanged | HostState::BootDefault | HostState::RolledBack { .. })
+        matches!(
+            self,
+            HostState::Confirmed | HostState::Unchanged | HostState::BootDefault | HostState::RolledBack { .. }
+        )
     }
 }
 
@@ -238,7 +241,10 @@ mod tests {
         assert_eq!(load(&path).unwrap(), None);
         let mut j = Journal::create(&path, record());
         j.set("n100-2", HostState::Guarded { previous: "/nix/store/a".into() }).unwrap();
-        assert_eq!(load(&path).unwrap().unwrap().host("n100-2"), Some(&HostState::Guarded { previous: "/nix/store/a".into() }));
+        assert_eq!(
+            load(&path).unwrap().unwrap().host("n100-2"),
+            Some(&HostState::Guarded { previous: "/nix/store/a".into() })
+        );
         j.set("n100-2", HostState::Confirmed).unwrap();
         j.finish(Finish::Done).unwrap();
         let r = load(&path).unwrap().unwrap();
@@ -273,7 +279,10 @@ mod tests {
             default_path(&env(&[("XDG_STATE_HOME", "/s"), ("HOME", "/h")]), "n3x"),
             Some(PathBuf::from("/s/n3x/n3x/deploy-journal.json"))
         );
-        assert_eq!(default_path(&env(&[("HOME", "/h")]), "c"), Some(PathBuf::from("/h/.local/state/n3x/c/deploy-journal.json")));
+        assert_eq!(
+            default_path(&env(&[("HOME", "/h")]), "c"),
+            Some(PathBuf::from("/h/.local/state/n3x/c/deploy-journal.json"))
+        );
         assert_eq!(default_path(&env(&[]), "c"), None);
     }
 

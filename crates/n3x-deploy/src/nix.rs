@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::process::Stdio;
 
-use crate::error::DeployError;
 use crate::HostSpec;
+use crate::error::DeployError;
 
 /// Makes each host's new system exist, on the deploying machine and on the host.
 pub trait Builder: Send + Sync {

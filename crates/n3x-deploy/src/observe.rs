@@ -34,9 +34,9 @@ pub fn parse_nodes(json: &str) -> Result<Vec<Node>, String> {
         .iter()
         .map(|n| Node {
             name: n["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
-            ready: n["status"]["conditions"].as_array().is_some_and(|cs| {
-                cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")
-            }),
+            ready: n["status"]["conditions"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")),
         })
         .collect())
 }
@@ -120,7 +120,13 @@ impl Ask<'_> {
 
     /// Asks `leader`'s member to hand leadership to member `to`.
     pub fn move_leader(&self, leader: &HostSpec, to: u64) -> Result<(), DeployError> {
-        self.etcd(leader, "moving etcd leadership", n3x_etcd::MOVE_LEADER, &n3x_etcd::move_leader_body(to), n3x_etcd::parse_ok)
+        self.etcd(
+            leader,
+            "moving etcd leadership",
+            n3x_etcd::MOVE_LEADER,
+            &n3x_etcd::move_leader_body(to),
+            n3x_etcd::parse_ok,
+        )
     }
 
     /// Every server's own member status, asked in parallel.
@@ -131,7 +137,11 @@ impl Ask<'_> {
                 .into_iter()
                 .map(|(h, j)| {
                     let r = j.join().unwrap_or_else(|_| {
-                        Err(DeployError::Unexpected { host: h.name.clone(), what: "etcd status".into(), detail: "panicked".into() })
+                        Err(DeployError::Unexpected {
+                            host: h.name.clone(),
+                            what: "etcd status".into(),
+                            detail: "panicked".into(),
+                        })
                     });
                     (h, r)
                 })
@@ -154,7 +164,8 @@ impl<'s> ClusterView<'s> {
 
     /// The host every answering member agrees is leader.
     pub fn leader(&self) -> Option<&'s HostSpec> {
-        let ok: Vec<(&HostSpec, &Status)> = self.statuses.iter().filter_map(|(h, s)| Some((*h, s.as_ref().ok()?))).collect();
+        let ok: Vec<(&HostSpec, &Status)> =
+            self.statuses.iter().filter_map(|(h, s)| Some((*h, s.as_ref().ok()?))).collect();
         let id = ok.first()?.1.leader;
         if id == 0 || ok.iter().any(|(_, s)| s.leader != id) {
             return None;

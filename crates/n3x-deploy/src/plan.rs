@@ -237,7 +237,11 @@ mod tests {
 
     fn observed(spec: &ClusterSpec, generation: &str, leader: &str) -> Observed {
         Observed {
-            current: spec.hosts.iter().map(|h| (h.name.clone(), format!("/nix/store/{generation}-{}", h.name))).collect(),
+            current: spec
+                .hosts
+                .iter()
+                .map(|h| (h.name.clone(), format!("/nix/store/{generation}-{}", h.name)))
+                .collect(),
             leader: Some(leader.into()),
             k3s: spec.servers().map(|h| (h.name.clone(), format!("{}.5+k3s1", spec.k3s_version))).collect(),
         }
@@ -251,19 +255,41 @@ mod tests {
     fn followers_first_the_leader_last_then_agents_in_batches() {
         let spec = reference();
         let all: Vec<&HostSpec> = spec.hosts.iter().collect();
-        let p = plan(&spec, &all, &observed(&spec, "a", "n100-1"), &targets(&spec, "b"), Goal::Switch, Strategy::Rolling, 2)
-            .unwrap();
+        let p = plan(
+            &spec,
+            &all,
+            &observed(&spec, "a", "n100-1"),
+            &targets(&spec, "b"),
+            Goal::Switch,
+            Strategy::Rolling,
+            2,
+        )
+        .unwrap();
         let order: Vec<(&str, Option<usize>)> = p.hosts.iter().map(|h| (h.host.as_str(), h.batch)).collect();
         assert_eq!(
             order,
-            [("n100-2", Some(0)), ("n100-3", Some(1)), ("n100-1", Some(2)), ("jetson-1", Some(3)), ("jetson-2", Some(3))]
+            [
+                ("n100-2", Some(0)),
+                ("n100-3", Some(1)),
+                ("n100-1", Some(2)),
+                ("jetson-1", Some(3)),
+                ("jetson-2", Some(3))
+            ]
         );
         assert_eq!(p.transfer, Some(("n100-1".into(), "n100-2".into())));
         assert!(p.hosts.iter().all(|h| h.class == Class::Update));
         assert_eq!(p.batches().len(), 4);
         // One agent at a time: a batch each.
-        let p = plan(&spec, &all, &observed(&spec, "a", "n100-3"), &targets(&spec, "b"), Goal::Switch, Strategy::Rolling, 1)
-            .unwrap();
+        let p = plan(
+            &spec,
+            &all,
+            &observed(&spec, "a", "n100-3"),
+            &targets(&spec, "b"),
+            Goal::Switch,
+            Strategy::Rolling,
+            1,
+        )
+        .unwrap();
         let order: Vec<&str> = p.hosts.iter().map(|h| h.host.as_str()).collect();
         assert_eq!(order, ["n100-1", "n100-2", "n100-3", "jetson-1", "jetson-2"]);
         assert_eq!(p.batches().len(), 5);
@@ -309,8 +335,16 @@ mod tests {
     fn all_at_once_is_one_batch_without_a_transfer() {
         let spec = reference();
         let servers: Vec<&HostSpec> = spec.servers().collect();
-        let p = plan(&spec, &servers, &observed(&spec, "a", "n100-1"), &targets(&spec, "b"), Goal::Switch, Strategy::AllAtOnce, 1)
-            .unwrap();
+        let p = plan(
+            &spec,
+            &servers,
+            &observed(&spec, "a", "n100-1"),
+            &targets(&spec, "b"),
+            Goal::Switch,
+            Strategy::AllAtOnce,
+            1,
+        )
+        .unwrap();
         assert_eq!(p.batches().len(), 1);
         assert_eq!(p.batches()[0].len(), 3);
         assert_eq!(p.transfer, None);
@@ -336,8 +370,16 @@ mod tests {
     fn the_transfer_target_is_a_healthy_updated_follower() {
         let spec = reference();
         let servers: Vec<&HostSpec> = spec.servers().collect();
-        let p = plan(&spec, &servers, &observed(&spec, "a", "n100-1"), &targets(&spec, "b"), Goal::Switch, Strategy::Rolling, 1)
-            .unwrap();
+        let p = plan(
+            &spec,
+            &servers,
+            &observed(&spec, "a", "n100-1"),
+            &targets(&spec, "b"),
+            Goal::Switch,
+            Strategy::Rolling,
+            1,
+        )
+        .unwrap();
         let names: Vec<String> = spec.servers().map(|s| s.name.clone()).collect();
         let done = vec!["n100-2".to_string(), "n100-3".to_string()];
         assert_eq!(transfer_target(&p.hosts, &names, "n100-1", &done, |_| true), Some("n100-2"));

@@ -202,7 +202,7 @@ pub fn deploy(
             }
         },
     };
-    let run = Run {
+    let mut run = Run {
         spec,
         ask,
         builder,
@@ -214,15 +214,16 @@ pub fn deploy(
         started,
     };
     match run.execute() {
-        Ok(run) => {
+        Ok(()) => {
             let finish = run.lock_journal().finish(Finish::Done);
-            let released = ask.run(lock_host, "releasing the deploy lock", &commands::lock_release(opts.command_timeout));
+            let released =
+                ask.run(lock_host, "releasing the deploy lock", &commands::lock_release(opts.command_timeout));
             step(&run.events, None, Phase::Done, "done");
             let report = run.report();
             finish.and(released.map(|_| ())).map_err(|error| Halt { error, report: Some(Box::new(report.clone())) })?;
             Ok(report)
         }
-        Err((run, error)) => {
+        Err(error) => {
             if matches!(error, DeployError::RolledBack { .. }) {
                 // Settled: this deploy is over, and the cluster is free for the next one.
                 let _ = run.lock_journal().finish(Finish::RolledBack);
@@ -279,7 +280,11 @@ fn observe(ask: Ask<'_>, spec: &ClusterSpec, selected: &[&HostSpec]) -> Result<O
         hs.into_iter()
             .map(|(n, j)| {
                 let r = j.join().unwrap_or_else(|_| {
-                    Err(DeployError::Unexpected { host: n.clone(), what: "observation".into(), detail: "panicked".into() })
+                    Err(DeployError::Unexpected {
+                        host: n.clone(),
+                        what: "observation".into(),
+                        detail: "panicked".into(),
+                    })
                 });
                 (n, r)
             })
@@ -299,7 +304,10 @@ fn observe(ask: Ask<'_>, spec: &ClusterSpec, selected: &[&HostSpec]) -> Result<O
 fn take_lock(ask: Ask<'_>, host: &HostSpec, id: &str, owner: &str, resuming: bool) -> Result<(), DeployError> {
     let t = ask.timeout;
     let record = serde_json::json!({ "id": id, "by": owner, "started": journal::now_secs() }).to_string();
-    let taken = ask.remote.run(&host.target(), &commands::lock_take(&record, t)).map_err(|e| DeployError::remote(&host.name, "taking the deploy lock", e))?;
+    let taken = ask
+        .remote
+        .run(&host.target(), &commands::lock_take(&record, t))
+        .map_err(|e| DeployError::remote(&host.name, "taking the deploy lock", e))?;
     if taken.status == 0 {
         return Ok(());
     }
@@ -388,14 +396,7 @@ impl<'a> Run<'a, '_> {
         })
     }
 
-    fn execute(mut self) -> Result<Self, (Self, DeployError)> {
-        match self.execute_inner() {
-            Ok(()) => Ok(self),
-            Err(e) => Err((self, e)),
-        }
-    }
-
-    fn execute_inner(&mut self) -> Result<(), DeployError> {
+    fn execute(&mut self) -> Result<(), DeployError> {
         let plan = self.plan();
         // Every new generation is on its host before any host is activated.
         for h in plan.hosts.iter().filter(|h| h.class == Class::Update) {
@@ -435,7 +436,11 @@ impl<'a> Run<'a, '_> {
                 hs.into_iter()
                     .map(|j| {
                         j.join().unwrap_or_else(|_| {
-                            Err(DeployError::Unexpected { host: "?".into(), what: "activation".into(), detail: "panicked".into() })
+                            Err(DeployError::Unexpected {
+                                host: "?".into(),
+                                what: "activation".into(),
+                                detail: "panicked".into(),
+                            })
                         })
                     })
                     .collect()
@@ -495,7 +500,11 @@ impl<'a> Run<'a, '_> {
         let servers: Vec<String> = self.spec.servers().map(|s| s.name.clone()).collect();
         let Some(to) = plan::transfer_target(&plan.hosts, &servers, &h.host, &done, |n| view.status_of(n).is_some())
         else {
-            self.step(Some(&h.host), Phase::Transfer, "no healthy follower to take etcd leadership; it restarts as leader");
+            self.step(
+                Some(&h.host),
+                Phase::Transfer,
+                "no healthy follower to take etcd leadership; it restarts as leader",
+            );
             return Ok(());
         };
         let to = to.to_owned();
@@ -529,62 +538,83 @@ impl<'a> Run<'a, '_> {
         let spec = self.host(&h.host)?;
         let unit = self.lock_journal().record.guard_unit();
         let t = self.opts.command_timeout;
-        let (previous, switched) = match self.state(&h.host) {
-            HostState::Guarded { previous } | HostState::Switched { previous } => {
-                // Resuming: what runs now says how far it got.
+        // Resuming, the journal and what runs now say how far the host got.
+        let (previous, resumed_switch) = match self.state(&h.host) {
+            HostState::Guarded { previous } => {
+                // The profile may or may not point at the target yet: start the step over
+                // (the previous generation is the journal's), with a fresh guard.
+                let _ = self.ask.run(spec, "stopping the rollback guard", &commands::guard_cancel(&unit, t));
+                (previous, false)
+            }
+            HostState::Switched { previous } => {
                 let now = self.ask.current_system(spec)?;
-                if now == h.target {
-                    (previous, true)
-                } else if now == previous && matches!(self.state(&h.host), HostState::Guarded { .. }) {
-                    // Never switched: start over, with a fresh guard.
-                    let _ = self.ask.run(spec, "stopping the rollback guard", &commands::guard_cancel(&unit, t));
-                    (previous, false)
-                } else if now == previous {
+                let pending = self
+                    .ask
+                    .remote
+                    .run(&spec.target(), &commands::guard_pending(&unit, t))
+                    .map_err(|e| DeployError::remote(&h.host, "checking the rollback guard", e))?
+                    .stdout
+                    .trim()
+                    == "active";
+                if now == previous && !pending {
                     let reasons = vec!["its guard rolled it back: the deploy did not confirm in time".to_owned()];
                     return self.rolled_back(spec, &previous, reasons);
-                } else {
+                }
+                if now != h.target {
                     return Err(DeployError::Unexpected {
                         host: h.host.clone(),
                         what: "the running generation".into(),
                         detail: format!("it runs {now}, neither the previous {previous} nor the target {}", h.target),
                     });
                 }
+                // On the target: activate it again (idempotent; the crash may have come
+                // before or during the switch), then the gates decide.
+                (previous, true)
             }
             _ => (self.ask.current_system(spec)?, false),
         };
         let started = Instant::now();
         let deadline = started + self.opts.confirm_timeout - self.opts.confirm_margin();
         let mut failures = Vec::new();
-        if !switched {
+        if !resumed_switch {
             self.set(&h.host, HostState::Guarded { previous: previous.clone() })?;
             self.step(
                 Some(&h.host),
                 Phase::Guard,
-                format!("guard: back to the previous generation in {} s unless confirmed", self.opts.confirm_timeout.as_secs()),
+                format!(
+                    "guard: back to the previous generation in {} s unless confirmed",
+                    self.opts.confirm_timeout.as_secs()
+                ),
             );
             self.ask.run(
                 spec,
                 "starting the rollback guard",
                 &commands::guard_start(&unit, self.opts.confirm_timeout.as_secs(), &previous, t),
             )?;
-            self.ask.run(spec, "setting the system profile", &commands::profile_set(&h.target, t))?;
-            self.set(&h.host, HostState::Switched { previous: previous.clone() })?;
-            self.step(Some(&h.host), Phase::Switch, "switch-to-configuration switch");
-            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
-            match self.ask.remote.run(&spec.target(), &commands::switch(&h.target, "switch", left)) {
-                Ok(o) if o.status == 0 => {}
-                Ok(o) => failures.push(format!(
-                    "the activation failed (exit {}): {}",
-                    o.status,
-                    o.stderr.trim().lines().last().unwrap_or_default()
-                )),
-                Err(RemoteError::Timeout { secs, .. }) => {
-                    failures.push(format!("the activation did not finish within {secs} s"));
-                }
-                // The switch may restart the network or sshd under the connection: the
-                // gates, over new connections, judge.
-                Err(_) => {}
+            if let Err(e) = self.ask.run(spec, "setting the system profile", &commands::profile_set(&h.target, t)) {
+                // Nothing switched (the new generation is not on the host?): undo the
+                // guard, and let a resume copy it again.
+                let _ = self.ask.run(spec, "stopping the rollback guard", &commands::guard_cancel(&unit, t));
+                self.set(&h.host, HostState::Planned)?;
+                return Err(e);
             }
+            self.set(&h.host, HostState::Switched { previous: previous.clone() })?;
+        }
+        self.step(Some(&h.host), Phase::Switch, "switch-to-configuration switch");
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+        match self.ask.remote.run(&spec.target(), &commands::switch(&h.target, "switch", left)) {
+            Ok(o) if o.status == 0 => {}
+            Ok(o) => failures.push(format!(
+                "the activation failed (exit {}): {}",
+                o.status,
+                o.stderr.trim().lines().last().unwrap_or_default()
+            )),
+            Err(RemoteError::Timeout { secs, .. }) => {
+                failures.push(format!("the activation did not finish within {secs} s"));
+            }
+            // The switch may restart the network or sshd under the connection: the gates,
+            // over new connections, judge.
+            Err(_) => {}
         }
         if failures.is_empty() {
             self.step(Some(&h.host), Phase::Gates, "checking the gates");
@@ -610,7 +640,11 @@ impl<'a> Run<'a, '_> {
 
     /// Puts `host` back on `previous`, checks it there, and stops the rollout.
     fn roll_back(&self, host: &HostSpec, previous: &str, reasons: Vec<String>) -> Result<(), Stop> {
-        self.step(Some(&host.name), Phase::Rollback, format!("back to the previous generation: {}", reasons.join("; ")));
+        self.step(
+            Some(&host.name),
+            Phase::Rollback,
+            format!("back to the previous generation: {}", reasons.join("; ")),
+        );
         let unit = self.lock_journal().record.guard_unit();
         let t = self.opts.command_timeout;
         match self.ask.remote.run(&host.target(), &commands::rollback(previous, self.opts.confirm_timeout)) {

@@ -108,7 +108,8 @@ fn strings(v: &Value) -> Vec<String> {
 
 pub fn parse_members(body: &str) -> Result<Vec<Member>, DecodeError> {
     let v = parse(body)?;
-    let members = v["members"].as_array().ok_or_else(|| DecodeError(format!("no members in the answer: {}", snippet(body))))?;
+    let members =
+        v["members"].as_array().ok_or_else(|| DecodeError(format!("no members in the answer: {}", snippet(body))))?;
     Ok(members
         .iter()
         .map(|m| Member {
@@ -153,7 +154,10 @@ pub fn parse_put(body: &str) -> Result<u64, DecodeError> {
 pub fn parse_range(body: &str) -> Result<Vec<(String, String)>, DecodeError> {
     let v = parse(body)?;
     let decode = |x: &Value| {
-        x.as_str().and_then(|s| B64.decode(s).ok()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        x.as_str()
+            .and_then(|s| B64.decode(s).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     };
     Ok(v["kvs"]
         .as_array()
@@ -212,7 +216,8 @@ mod tests {
         assert_eq!(m[0].name, "", "added, not started");
         assert_eq!(m[1].client_urls, ["http://127.0.0.1:23791"]);
         assert_eq!(parse_alarms("{}"), Ok(vec![]));
-        let refused = r#"{"error":"etcdserver: bad leader transferee","message":"etcdserver: bad leader transferee","code":9}"#;
+        let refused =
+            r#"{"error":"etcdserver: bad leader transferee","message":"etcdserver: bad leader transferee","code":9}"#;
         assert_eq!(parse_ok(refused), Err(DecodeError("etcd refused: etcdserver: bad leader transferee".into())));
         assert!(parse_status("curl: (7) Failed to connect").is_err());
     }

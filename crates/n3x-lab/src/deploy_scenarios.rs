@@ -54,8 +54,12 @@ pub fn longest_gap(ws: &[Write], agents: &[String], from: f64, to: f64) -> f64 {
     agents
         .iter()
         .map(|a| {
-            let mut acks: Vec<f64> =
-                ws.iter().filter(|w| w.agent == *a).filter_map(|w| w.acked_ms).filter(|t| *t >= from && *t <= to).collect();
+            let mut acks: Vec<f64> = ws
+                .iter()
+                .filter(|w| w.agent == *a)
+                .filter_map(|w| w.acked_ms)
+                .filter(|t| *t >= from && *t <= to)
+                .collect();
             acks.sort_by(f64::total_cmp);
             let mut prev = from;
             let mut gap: f64 = 0.0;
@@ -133,7 +137,14 @@ fn deploy(
             (ctx.on_step)(&line);
         }
         let r = deployer.join().unwrap_or_else(|_| {
-            Err(Halt { error: DeployError::Unexpected { host: "-".into(), what: "the deploy".into(), detail: "panicked".into() }, report: None })
+            Err(Halt {
+                error: DeployError::Unexpected {
+                    host: "-".into(),
+                    what: "the deploy".into(),
+                    detail: "panicked".into(),
+                },
+                report: None,
+            })
         });
         stop.store(true, Ordering::SeqCst);
         (r, sampler.join().unwrap_or((0, 0)))
@@ -156,7 +167,9 @@ pub(crate) fn run(name: &str, ctx: &mut Ctx, run: &mut Run) -> Result<(), LabErr
         "all-at-once" => all_at_once(ctx, run, &lab),
         "bad-deploy" => bad_deploy(ctx, run, &lab),
         "deploy-cut" => deploy_cut(ctx, run, &lab),
-        other => Err(LabError::UnknownScenario { name: other.into(), known: NAMES.iter().map(|s| s.to_string()).collect() }),
+        other => {
+            Err(LabError::UnknownScenario { name: other.into(), known: NAMES.iter().map(|s| s.to_string()).collect() })
+        }
     };
     if r.is_err() || !run.failures.is_empty() {
         cleanup(&lab);
@@ -193,7 +206,14 @@ fn rolling(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal, transfer: bool) -> Res
     report_gap(ctx, run, &d)?;
     match &d.result {
         Ok(rep) => {
-            run.metric("transfers", rep.transfers.iter().map(|t| format!("{}->{} {} ms", t.from, t.to, t.ms)).collect::<Vec<_>>().join(", "));
+            run.metric(
+                "transfers",
+                rep.transfers
+                    .iter()
+                    .map(|t| format!("{}->{} {} ms", t.from, t.to, t.ms))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
             let after = generations(&status(ctx.dir)?);
             for (h, s) in &targets {
                 run.require(after.get(h) == Some(&s.store_path()), || format!("`{h}` is not on its new generation"));
@@ -267,7 +287,9 @@ fn bad_deploy(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal) -> Result<(), LabEr
     match &d.result {
         Err(h) => {
             run.metric("outcome", format!("{:?}", h.error.outcome()));
-            run.require(h.error.outcome() == Outcome::RolledBack, || format!("the deploy ended otherwise: {}", describe(h)));
+            run.require(h.error.outcome() == Outcome::RolledBack, || {
+                format!("the deploy ended otherwise: {}", describe(h))
+            });
             if let DeployError::RolledBack { host, healthy, .. } = &h.error {
                 run.require(host == &victim, || format!("`{host}` rolled back, not `{victim}`"));
                 run.require(*healthy, || format!("`{victim}` is not healthy on its previous generation"));
@@ -299,7 +321,13 @@ fn deploy_cut(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal) -> Result<(), LabEr
     run.metric("confirm_timeout_ms", confirm.as_millis() as u64);
     let dir = ctx.dir.to_path_buf();
     let cut_at = std::sync::Mutex::new(None::<f64>);
+    let guard_at = std::sync::Mutex::new(None::<f64>);
     let mut on_event = |e: &Event| {
+        if let Event::Step { host: Some(h), phase: Phase::Guard, .. } = e {
+            if h == &victim {
+                *guard_at.lock().unwrap_or_else(|p| p.into_inner()) = status(&dir).ok().map(|s| s.now_ms);
+            }
+        }
         if let Event::Step { host: Some(h), phase: Phase::Gates, .. } = e {
             let mut c = cut_at.lock().unwrap_or_else(|p| p.into_inner());
             if h == &victim && c.is_none() {
@@ -326,24 +354,37 @@ fn deploy_cut(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal) -> Result<(), LabEr
     })?;
     let back = wait_for(confirm + Duration::from_secs(10), || {
         let s = status(ctx.dir)?;
-        Ok(s.hosts.iter().find(|h| h.name == victim && h.generation.as_deref() == Some(&previous)).and_then(|h| h.activated_ms))
+        Ok(s.hosts
+            .iter()
+            .find(|h| h.name == victim && h.generation.as_deref() == Some(&previous))
+            .and_then(|h| h.activated_ms))
     })?;
-    match (back, cut) {
-        (Some(t_back), Some(t_cut)) => {
-            let guard_start = d.from_ms;
+    let guard = guard_at.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match (back, cut, guard) {
+        (Some(t_back), Some(t_cut), Some(t_guard)) => {
             run.metric("rolled_back_after_cut_ms", t_back - t_cut);
-            run.metric("rolled_back_after_deploy_start_ms", t_back - guard_start);
-            run.require(t_back - guard_start <= confirm.as_millis() as f64 + 2000.0, || {
+            run.metric("rolled_back_after_guard_start_ms", t_back - t_guard);
+            // The guard starts just after this event, and fires after the confirm timeout;
+            // 2 s covers the SSH round trips around it and the activation.
+            run.require(t_back - t_guard <= confirm.as_millis() as f64 + 2000.0, || {
                 format!(
-                    "the guard rolled back {:.0} ms after the deploy started, beyond the {} s timeout",
-                    t_back - guard_start,
+                    "the guard rolled back {:.0} ms after it was started, beyond the {} s timeout",
+                    t_back - t_guard,
                     confirm.as_secs()
                 )
+            });
+            run.require(t_back - t_guard >= confirm.as_millis() as f64 - 500.0, || {
+                format!("the host went back after {:.0} ms, before its guard could have fired", t_back - t_guard)
             });
         }
         _ => run.failures.push(format!(
             "`{victim}` is not back on its previous generation (it ran {}; switched at {switched:?})",
-            status(ctx.dir)?.hosts.iter().find(|h| h.name == victim).and_then(|h| h.generation.clone()).unwrap_or_default()
+            status(ctx.dir)?
+                .hosts
+                .iter()
+                .find(|h| h.name == victim)
+                .and_then(|h| h.generation.clone())
+                .unwrap_or_default()
         )),
     }
     (ctx.on_step)("healing the cut");
@@ -357,7 +398,7 @@ fn deploy_cut(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal) -> Result<(), LabEr
     opts.command_timeout = Duration::from_secs(10);
     opts.gate_interval = Duration::from_millis(200);
     let builder = lab.builder(BTreeMap::new());
-    let resumed = rollout::deploy(&lab.spec, &[victim.clone()], &lab.ssh, &builder, &opts, &mut |_| {});
+    let resumed = rollout::deploy(&lab.spec, std::slice::from_ref(&victim), &lab.ssh, &builder, &opts, &mut |_| {});
     match resumed {
         Err(h) => {
             run.require(
@@ -369,7 +410,11 @@ fn deploy_cut(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal) -> Result<(), LabEr
     }
     let healthy = wait_for(Duration::from_secs(10), || {
         let s = status(ctx.dir)?;
-        Ok(s.hosts.iter().find(|h| h.name == victim).filter(|h| h.member.as_ref().is_some_and(|m| m.status.is_some())).map(|_| ()))
+        Ok(s.hosts
+            .iter()
+            .find(|h| h.name == victim)
+            .filter(|h| h.member.as_ref().is_some_and(|m| m.status.is_some()))
+            .map(|_| ()))
     })?;
     run.require(healthy.is_some(), || format!("`{victim}` is not healthy after the rollback"));
     verify(ctx, run)
@@ -380,7 +425,15 @@ mod tests {
     use super::*;
 
     fn w(agent: &str, acked: Option<f64>) -> Write {
-        Write { agent: agent.into(), seq: 0, server: 0, sent_ms: 0.0, acked_ms: acked, revision: 0, value: String::new() }
+        Write {
+            agent: agent.into(),
+            seq: 0,
+            server: 0,
+            sent_ms: 0.0,
+            acked_ms: acked,
+            revision: 0,
+            value: String::new(),
+        }
     }
 
     #[test]

@@ -78,13 +78,9 @@ fn fail(message: impl Into<String>) -> (i32, String) {
 /// The value after `flag` (as `--flag value` or `--flag=value`).
 fn opt(args: &[String], flag: &str) -> Option<String> {
     let eq = format!("{flag}=");
-    args.iter().enumerate().find_map(|(i, a)| {
-        if a == flag {
-            args.get(i + 1).cloned()
-        } else {
-            a.strip_prefix(&eq).map(str::to_owned)
-        }
-    })
+    args.iter()
+        .enumerate()
+        .find_map(|(i, a)| if a == flag { args.get(i + 1).cloned() } else { a.strip_prefix(&eq).map(str::to_owned) })
 }
 
 fn nix_env(args: &[String]) -> Res {
@@ -131,10 +127,15 @@ fn switch_to_configuration(args: &[String]) -> Res {
         std::thread::sleep(Duration::from_secs(3600));
         return Err(fail("hung"));
     }
-    generation::replace_link(Path::new("/run/current-system"), Path::new(generation)).map_err(|e| fail(e.to_string()))?;
+    generation::replace_link(Path::new("/run/current-system"), Path::new(generation))
+        .map_err(|e| fail(e.to_string()))?;
     eprintln!("restarting the following units: k3s.service");
     lab_call(
-        &Request::Activate { host: host.host.clone(), generation: generation.clone(), settings: Box::new(settings.clone()) },
+        &Request::Activate {
+            host: host.host.clone(),
+            generation: generation.clone(),
+            settings: Box::new(settings.clone()),
+        },
         Duration::from_secs(60),
     )
     .map_err(fail)?;
@@ -202,9 +203,8 @@ fn pid_in(file: &Path) -> Option<i32> {
 
 fn alive(pid: i32) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-            s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
 }
 
 /// The detached process behind a transient timer: waits, unless stopped, then runs.
@@ -271,14 +271,16 @@ fn systemctl(args: &[String]) -> Res {
     }
 }
 
-const API_DOWN: &str = "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?";
+const API_DOWN: &str =
+    "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?";
 
 fn k3s(args: &[String]) -> Res {
     let me = me().map_err(fail)?;
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     match words.as_slice() {
         ["--version"] | ["-v"] => {
-            let current = generation::read_settings(Path::new("/run/current-system")).map_err(|e| fail(e.to_string()))?;
+            let current =
+                generation::read_settings(Path::new("/run/current-system")).map_err(|e| fail(e.to_string()))?;
             println!("k3s version {}.0+k3s1 (n3x-lab)", current.k3s_version);
             println!("go version go1.22.0");
             Ok(0)
@@ -327,7 +329,10 @@ fn k3s(args: &[String]) -> Res {
 
 /// k3s's etcd client call, over the member's plain HTTP on the host's loopback.
 fn curl(args: &[String]) -> Res {
-    let url = args.iter().find(|a| a.starts_with("https://") || a.starts_with("http://")).ok_or_else(|| (2, "no URL".to_string()))?;
+    let url = args
+        .iter()
+        .find(|a| a.starts_with("https://") || a.starts_with("http://"))
+        .ok_or_else(|| (2, "no URL".to_string()))?;
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or_default();
     let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
     if authority != format!("127.0.0.1:{}", n3x_etcd::CLIENT_PORT) {

@@ -189,7 +189,9 @@ impl LabError {
             LabError::Survivors { .. } => "kill them by hand (`kill -9 PID`), then run `n3x lab down` again".into(),
             LabError::SshdDown { log, .. } => format!("its log is {}", log.display()),
             LabError::NoSsh { cluster } => {
-                format!("`n3x lab down --cluster {cluster}`, then `n3x lab up --ssh on` (SSH is on by default up to 100 hosts)")
+                format!(
+                    "`n3x lab down --cluster {cluster}`, then `n3x lab up --ssh on` (SSH is on by default up to 100 hosts)"
+                )
             }
             LabError::Mismatch { .. } => {
                 "a lab deploy changes settings of the hosts the lab runs; bring a lab of this inventory up first".into()

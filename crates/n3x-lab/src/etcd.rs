@@ -6,7 +6,6 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-
 use crate::plan::{EtcdTimings, HostPlan, LabPlan};
 
 pub use n3x_etcd::{CLIENT_PORT, PEER_PORT};

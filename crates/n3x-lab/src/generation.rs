@@ -89,7 +89,8 @@ fn io(what: String) -> impl FnOnce(std::io::Error) -> LabError {
 
 fn script(path: &Path, body: &str) -> Result<(), LabError> {
     std::fs::write(path, body).map_err(io(format!("write {}", path.display())))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o555)).map_err(io(format!("chmod {}", path.display())))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o555))
+        .map_err(io(format!("chmod {}", path.display())))
 }
 
 /// Writes the generation of `settings` into the store at `store_root` (a directory that is
@@ -109,7 +110,9 @@ pub fn write(store_root: &Path, settings: &Settings) -> Result<String, LabError>
     std::fs::write(tmp.join(SETTINGS_FILE), json + "\n").map_err(io(format!("write {}", tmp.display())))?;
     script(
         &tmp.join("bin/switch-to-configuration"),
-        &format!("#!/bin/sh\n# n3x lab: test double of NixOS's switch-to-configuration\nexec {LAB_MOUNT}/bin/n3x lab double switch-to-configuration {path} \"$@\"\n"),
+        &format!(
+            "#!/bin/sh\n# n3x lab: test double of NixOS's switch-to-configuration\nexec {LAB_MOUNT}/bin/n3x lab double switch-to-configuration {path} \"$@\"\n"
+        ),
     )?;
     for d in DOUBLES {
         script(
@@ -135,7 +138,10 @@ pub fn copy(from_store: &Path, to_store: &Path, path: &str) -> Result<(), LabErr
     let src = from_store.join(name);
     let settings: Settings = read_settings(&src)?;
     if settings.store_path() != path {
-        return Err(LabError::io(format!("copy {path}"), std::io::Error::other("its settings do not hash to its name")));
+        return Err(LabError::io(
+            format!("copy {path}"),
+            std::io::Error::other("its settings do not hash to its name"),
+        ));
     }
     std::fs::create_dir_all(to_store).map_err(io(format!("create {}", to_store.display())))?;
     write(to_store, &settings).map(|_| ())

@@ -67,7 +67,8 @@ fn write_mode(path: &Path, text: &str, mode: u32) -> Result<(), LabError> {
 
 fn mkdir(path: &Path, mode: u32) -> Result<(), LabError> {
     std::fs::create_dir_all(path).map_err(io(format!("create {}", path.display())))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(format!("chmod {}", path.display())))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(io(format!("chmod {}", path.display())))
 }
 
 /// The directories of the machine bound into every host root (merged-/usr symlinks like
@@ -254,7 +255,7 @@ mod tests {
         assert!(op.starts_with("ssh-ed25519 "));
         let known = std::fs::read_to_string(files.known_hosts()).unwrap();
         assert_eq!(known.lines().count(), 5, "one line per host, none for the operator");
-        assert!(known.starts_with("192.168.200.11 ssh-ed25519 "));
+        assert!(known.lines().any(|l| l.starts_with("192.168.200.11 ssh-ed25519 ")), "{known}");
         let h = plan.host("n100-2").unwrap();
         let s = generation::Settings::of(&plan, h, "v1.31");
         let root = prepare(d.path(), &plan, h, &op, &files.host_key("n100-2"), Some(&s)).unwrap();

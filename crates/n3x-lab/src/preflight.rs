@@ -133,7 +133,11 @@ pub fn prepare(
     let mut plan = plan::plan(resolved, over.as_ref().map(|(n, p)| (n.as_str(), *p)));
     let ssh = decide_ssh(req.ssh, plan.hosts.len(), req.empty, Path::new(crate::hostroot::SSHD).is_file())?;
     if ssh {
-        plan.add_operator(resolved).map_err(|why| LabError::BadValue { flag: "--ssh".into(), value: "on".into(), why })?;
+        plan.add_operator(resolved).map_err(|why| LabError::BadValue {
+            flag: "--ssh".into(),
+            value: "on".into(),
+            why,
+        })?;
     }
     require_root()?;
     let etcd = find_binary(

@@ -41,10 +41,10 @@ impl Rehearsal {
     /// settings, not the machines).
     pub fn open(dir: &Path, resolved: Option<&Resolved>) -> Result<Rehearsal, LabError> {
         let path = dir.join(OPTIONS_FILE);
-        let opts: LabOptions = std::fs::read(&path)
-            .map_err(|e| LabError::io(format!("read {}", path.display()), e))
-            .and_then(|b| {
-                serde_json::from_slice(&b).map_err(|e| LabError::BadOptions { path: path.clone(), message: e.to_string() })
+        let opts: LabOptions =
+            std::fs::read(&path).map_err(|e| LabError::io(format!("read {}", path.display()), e)).and_then(|b| {
+                serde_json::from_slice(&b)
+                    .map_err(|e| LabError::BadOptions { path: path.clone(), message: e.to_string() })
             })?;
         let plan = opts.plan;
         let operator = match (opts.ssh, plan.operator()) {
@@ -167,8 +167,10 @@ impl Builder for LabBuilder {
                     command: "the lab's generation store".into(),
                     detail: format!("no settings for `{}`", h.name),
                 })?;
-                let path = generation::write(&store, s)
-                    .map_err(|e| DeployError::Tool { command: "the lab's generation store".into(), detail: e.to_string() })?;
+                let path = generation::write(&store, s).map_err(|e| DeployError::Tool {
+                    command: "the lab's generation store".into(),
+                    detail: e.to_string(),
+                })?;
                 Ok((h.name.clone(), path))
             })
             .collect()

@@ -86,7 +86,10 @@ fn election(ctx: &Ctx) -> Duration {
 }
 
 /// Polls `f` every 20 ms until it returns Some, or `timeout` passes.
-pub(crate) fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Result<Option<T>, LabError>) -> Result<Option<T>, LabError> {
+pub(crate) fn wait_for<T>(
+    timeout: Duration,
+    mut f: impl FnMut() -> Result<Option<T>, LabError>,
+) -> Result<Option<T>, LabError> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f()? {

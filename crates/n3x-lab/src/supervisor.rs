@@ -422,14 +422,17 @@ impl Supervisor {
         let data = self.dir.join("etcd").join(&h.name);
         std::fs::create_dir_all(&data).map_err(|e| LabError::io(format!("create {}", data.display()), e))?;
         let log = self.dir.join("logs").join(format!("{}.log", h.name));
-        let timings = lock(&self.runtime).get(&host).and_then(|r| r.settings.as_ref()).map_or(self.plan.etcd, |s| s.etcd);
+        let timings =
+            lock(&self.runtime).get(&host).and_then(|r| r.settings.as_ref()).map_or(self.plan.etcd, |s| s.etcd);
         let cluster = initial_cluster.unwrap_or_else(|| self.plan.initial_cluster());
         let args = etcd::args_with_cluster(&self.plan, h, &data, existing, timings, &cluster);
         let process = self.spawner.spawn(&h.ns, &self.opts.etcd, &args, &log)?;
         if let Some(rec) = ProcessRecord::of(process.pid(), format!("etcd {}", h.name)) {
             lock(&self.store).record_process(rec)?;
         }
-        if let Some(mut old) = lock(&self.members).insert(host, Member { process: Some(process) }).and_then(|m| m.process) {
+        if let Some(mut old) =
+            lock(&self.members).insert(host, Member { process: Some(process) }).and_then(|m| m.process)
+        {
             old.kill();
         }
         Ok(())
@@ -875,7 +878,10 @@ impl Supervisor {
         if up {
             Ok(())
         } else {
-            Err(LabError::SshdDown { host: h.name.clone(), log: self.dir.join("logs").join(format!("{}.sshd.log", h.name)) })
+            Err(LabError::SshdDown {
+                host: h.name.clone(),
+                log: self.dir.join("logs").join(format!("{}.sshd.log", h.name)),
+            })
         }
     }
 
@@ -973,13 +979,30 @@ impl Supervisor {
         };
         let v = &self.plan.hosts[via];
         let (ip, peer, name) = (v.cluster_ip, h.etcd_peer_url(), h.name.clone());
-        let members = system::in_netns(&v.ns, move || {
-            let t = Duration::from_secs(5);
-            etcd::call(ip, n3x_etcd::MEMBER_ADD, &n3x_etcd::member_add_body(std::slice::from_ref(&peer)), t)
-                .and_then(|b| Ok(n3x_etcd::parse_added(&b)?))?;
-            Ok::<_, etcd::EtcdError>(n3x_etcd::parse_members(&etcd::call(ip, n3x_etcd::MEMBER_LIST, "{}", t)?)?)
-        })?
-        .map_err(|e| LabError::Refused { request: "install".into(), message: format!("member add via {}: {e}", v.name) })?;
+        // etcd refuses a new voting member until the members have been connected for a few
+        // seconds ("unhealthy cluster"); k3s retries its join, and so does this.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let members = loop {
+            let peer = peer.clone();
+            let r = system::in_netns(&v.ns, move || {
+                let t = Duration::from_secs(5);
+                etcd::call(ip, n3x_etcd::MEMBER_ADD, &n3x_etcd::member_add_body(std::slice::from_ref(&peer)), t)
+                    .and_then(|b| Ok(n3x_etcd::parse_added(&b)?))?;
+                Ok::<_, etcd::EtcdError>(n3x_etcd::parse_members(&etcd::call(ip, n3x_etcd::MEMBER_LIST, "{}", t)?)?)
+            })?;
+            match r {
+                Ok(m) => break m,
+                Err(e) if e.to_string().contains("unhealthy cluster") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => {
+                    return Err(LabError::Command {
+                        command: format!("etcd member add via {}", v.name),
+                        stderr: e.to_string(),
+                    });
+                }
+            }
+        };
         let cluster: Vec<String> = members
             .iter()
             .filter_map(|m| {

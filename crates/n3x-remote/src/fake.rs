@@ -6,9 +6,12 @@ use crate::{Command, Output, Remote, RemoteError, Target};
 
 type Rule = Box<dyn Fn(&Target, &[String]) -> Option<Result<Output, RemoteError>> + Send + Sync>;
 
+/// One command the fake received: (host, argv).
+pub type Call = (String, Vec<String>);
+
 #[derive(Clone, Default)]
 pub struct Fake {
-    calls: Arc<Mutex<Vec<(String, Vec<String>)>>>,
+    calls: Arc<Mutex<Vec<Call>>>,
     rules: Arc<Mutex<Vec<Rule>>>,
 }
 
@@ -31,7 +34,7 @@ impl Fake {
     }
 
     /// Every command so far: (host, argv).
-    pub fn calls(&self) -> Vec<(String, Vec<String>)> {
+    pub fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }

@@ -105,7 +105,9 @@ impl RemoteError {
                 host_part(dest)
             ),
             RemoteError::Denied { dest, .. } => {
-                format!("check that your key is in `[access].ssh_keys` and loaded (`ssh-add -l`), then `ssh {dest} true`")
+                format!(
+                    "check that your key is in `[access].ssh_keys` and loaded (`ssh-add -l`), then `ssh {dest} true`"
+                )
             }
             RemoteError::Timeout { .. } => "the host may be overloaded or cut off; check it, then retry".into(),
             RemoteError::Failed { .. } => "see the command's message above".into(),

@@ -191,7 +191,8 @@ mod tests {
             wrapper: vec!["ip".into(), "netns".into(), "exec".into(), "n3x-c-operator".into()],
             ..SshOptions::default()
         });
-        let argv = lab.argv(&Target::new("a", "admin@10.0.0.1:2222"), &Command::new(["echo", "a b"], Duration::from_secs(1)));
+        let argv =
+            lab.argv(&Target::new("a", "admin@10.0.0.1:2222"), &Command::new(["echo", "a b"], Duration::from_secs(1)));
         assert_eq!(&argv[..4], ["ip", "netns", "exec", "n3x-c-operator"]);
         let tail = argv[argv.len() - 5..].join(" ");
         assert_eq!(tail, "-p 2222 admin@10.0.0.1 -- echo 'a b'");
@@ -209,7 +210,10 @@ mod tests {
         assert!(matches!(classify(&t(), denied), RemoteError::Denied { .. }));
         let refused = "ssh: connect to host 192.168.200.11 port 22: Connection refused\n";
         let e = classify(&t(), refused);
-        assert_eq!(e.to_string(), "`n100-1` (root@192.168.200.11) is unreachable: ssh: connect to host 192.168.200.11 port 22: Connection refused");
+        assert_eq!(
+            e.to_string(),
+            "`n100-1` (root@192.168.200.11) is unreachable: ssh: connect to host 192.168.200.11 port 22: Connection refused"
+        );
         assert!(e.help().contains("ssh root@192.168.200.11 true"));
     }
 

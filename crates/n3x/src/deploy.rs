@@ -31,10 +31,15 @@ fn target(inv: &InventoryArg, lab: bool, cluster: Option<&String>) -> Result<(Ta
     let loaded = inventory::resolve(inv.file.as_deref(), Purpose::Deploy)?;
     let r = loaded.resolved;
     if !lab {
-        let t = Target { spec: ClusterSpec::from_resolved(&r), remote: Box::new(Ssh::new(SshOptions::default())), lab: None };
+        let t = Target {
+            spec: ClusterSpec::from_resolved(&r),
+            remote: Box::new(Ssh::new(SshOptions::default())),
+            lab: None,
+        };
         return Ok((t, r));
     }
-    let args = TargetArgs { inventory: InventoryArg { file: inv.file.clone() }, cluster: cluster.cloned(), json: false };
+    let args =
+        TargetArgs { inventory: InventoryArg { file: inv.file.clone() }, cluster: cluster.cloned(), json: false };
     let (_, dir) = crate::lab::running(&args)?;
     let rehearsal = Rehearsal::open(&dir, Some(&r))?;
     let t = Target { spec: rehearsal.spec.clone(), remote: Box::new(rehearsal.ssh.clone()), lab: Some(rehearsal) };
@@ -77,8 +82,12 @@ pub fn deploy(a: &DeployArgs) -> Result<u8, Error> {
     let journal = match (&a.journal, &t.lab) {
         (Some(j), _) => j.clone(),
         (None, Some(lab)) => lab.journal(),
-        (None, None) => n3x_deploy::journal::default_path(&|k| std::env::var_os(k), &t.spec.name)
-            .ok_or_else(|| usage("cannot tell where the deploy journal goes: neither $XDG_STATE_HOME nor $HOME is set".into(), "pass `--journal FILE`"))?,
+        (None, None) => n3x_deploy::journal::default_path(&|k| std::env::var_os(k), &t.spec.name).ok_or_else(|| {
+            usage(
+                "cannot tell where the deploy journal goes: neither $XDG_STATE_HOME nor $HOME is set".into(),
+                "pass `--journal FILE`",
+            )
+        })?,
     };
     let mut opts = Options::new(journal);
     opts.goal = match a.goal {
@@ -150,14 +159,27 @@ fn render(r: &Report, json: bool, error: Option<&DeployError>) {
         r.plan.updates()
     ));
     let w = r.hosts.iter().map(|h| h.host.len()).max().unwrap_or(4).max(4);
-    out.push_str(&format!("  {:<3} {:<w$}  {:<6}  {:<9}  {:<12}  generation\n", "#", "HOST", "ROLE", "CHANGE", "STATE"));
+    out.push_str(&format!(
+        "  {:<3} {:<w$}  {:<6}  {:<9}  {:<12}  generation\n",
+        "#", "HOST", "ROLE", "CHANGE", "STATE"
+    ));
     for h in &r.hosts {
-        let batch = r.plan.hosts.iter().find(|p| p.host == h.host).and_then(|p| p.batch).map_or("-".into(), |b| (b + 1).to_string());
+        let batch = r
+            .plan
+            .hosts
+            .iter()
+            .find(|p| p.host == h.host)
+            .and_then(|p| p.batch)
+            .map_or("-".into(), |b| (b + 1).to_string());
         let change = match h.class {
             Class::Update => "update",
             Class::Unchanged => "unchanged",
         };
-        let generation = if h.class == Class::Update { format!("{} -> {}", short(&h.from), short(&h.to)) } else { short(&h.to).to_owned() };
+        let generation = if h.class == Class::Update {
+            format!("{} -> {}", short(&h.from), short(&h.to))
+        } else {
+            short(&h.to).to_owned()
+        };
         out.push_str(&format!(
             "  {:<3} {:<w$}  {:<6}  {:<9}  {:<12}  {generation}\n",
             batch,
@@ -194,9 +216,11 @@ pub fn install(a: &InstallArgs) -> Result<u8, Error> {
     let known_hosts = match (&a.known_hosts, &t.lab) {
         (Some(k), _) => k.clone(),
         (None, Some(lab)) => lab.known_hosts(),
-        (None, None) => std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(".ssh/known_hosts"))
-            .ok_or_else(|| usage("$HOME is not set, so there is no ~/.ssh/known_hosts".into(), "pass `--known-hosts FILE`"))?,
+        (None, None) => {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh/known_hosts")).ok_or_else(|| {
+                usage("$HOME is not set, so there is no ~/.ssh/known_hosts".into(), "pass `--known-hosts FILE`")
+            })?
+        }
     };
     let program = match &t.lab {
         Some(lab) => lab.nixos_anywhere(),
@@ -205,7 +229,9 @@ pub fn install(a: &InstallArgs) -> Result<u8, Error> {
     let opts = InstallOptions {
         program,
         flake: a.flake.clone(),
-        extra_files: Arc::new(move |h: &str| n3x_secrets::locations::extra_files(&|k| std::env::var_os(k), &cluster, h)),
+        extra_files: Arc::new(move |h: &str| {
+            n3x_secrets::locations::extra_files(&|k| std::env::var_os(k), &cluster, h)
+        }),
         known_hosts,
         dry_run: a.dry_run,
         command_timeout: Duration::from_secs(30),

@@ -40,7 +40,7 @@ fn n3x(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    n3x_testkit::output_text(o)
 }
 
 fn generated(cwd: &Path, cluster: &str, hosts: usize, servers: usize) -> PathBuf {
@@ -49,29 +49,7 @@ fn generated(cwd: &Path, cluster: &str, hosts: usize, servers: usize) -> PathBuf
     p
 }
 
-fn namespaces() -> Vec<String> {
-    std::fs::read_dir("/run/netns")
-        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
-        .unwrap_or_default()
-}
-
-/// Processes whose command line mentions `needle` (e.g. a lab's state directory).
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().into_string() else { continue };
-        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == std::process::id().to_string() {
-            continue;
-        }
-        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(needle) {
-                out.push(format!("{pid}: {cmd}"));
-            }
-        }
-    }
-    out
-}
+use n3x_testkit::{namespaces, processes_mentioning};
 
 fn sh(cmd: &str) {
     let o = Command::new("sh").args(["-c", cmd]).output().unwrap();
