@@ -141,7 +141,49 @@ pub type Events<'a> = &'a mut (dyn FnMut(Event) + Send);
 
 #[cfg(test)]
 pub(crate) mod testing {
+    use n3x_remote::fake::{self, Fake};
+
     use super::*;
+
+    /// A healthy reference cluster as a fake: n100-1 leads, every node Ready.
+    pub fn healthy() -> Fake {
+        let f = Fake::new();
+        let ids = [("n100-1", 1u64), ("n100-2", 2), ("n100-3", 3)];
+        f.on(|_, argv| (argv[0] == "curl" && argv.last()?.ends_with(n3x_etcd::ALARMS)).then(|| fake::ok("{}")));
+        f.on(|_, argv| {
+            (argv[0] == "curl" && argv.last()?.ends_with(n3x_etcd::MEMBER_LIST)).then(|| {
+                fake::ok(
+                    r#"{"members":[{"ID":"1","name":"n100-1","peerURLs":["https://192.168.200.11:2380"]},
+                    {"ID":"2","name":"n100-2","peerURLs":["https://192.168.200.12:2380"]},
+                    {"ID":"3","name":"n100-3","peerURLs":["https://192.168.200.13:2380"]}]}"#,
+                )
+            })
+        });
+        f.on(move |t, argv| {
+            let url = argv.last()?;
+            if argv[0] != "curl" || !url.ends_with(n3x_etcd::STATUS) {
+                return None;
+            }
+            let id = ids.iter().find(|(h, _)| *h == t.host)?.1;
+            Some(fake::ok(&format!(
+                r#"{{"header":{{"member_id":"{id}","revision":"9"}},"leader":"1","raftIndex":"100","raftAppliedIndex":"100","raftTerm":"2"}}"#
+            )))
+        });
+        f.on(|_, argv| {
+            (argv.get(..2) == Some(&["systemctl".to_string(), "is-active".to_string()][..]))
+                .then(|| fake::ok("active\n"))
+        });
+        f.on(|_, argv| {
+            (argv[0] == "k3s" && argv.get(1).is_some_and(|a| a == "kubectl")).then(|| {
+                let items: Vec<String> = ["n100-1", "n100-2", "n100-3", "jetson-1", "jetson-2"]
+                    .iter()
+                    .map(|n| format!(r#"{{"metadata":{{"name":"{n}"}},"status":{{"conditions":[{{"type":"Ready","status":"True"}}]}}}}"#))
+                    .collect();
+                fake::ok(&format!(r#"{{"items":[{}]}}"#, items.join(",")))
+            })
+        });
+        f
+    }
 
     pub fn reference() -> ClusterSpec {
         let r = n3x_model::analyze(include_str!("../../../n3x.toml")).resolve();

@@ -19,6 +19,8 @@ pub trait Builder: Send + Sync {
 /// The real builder: `nix build` and `nix copy` on the flake.
 #[derive(Clone, Debug)]
 pub struct NixBuilder {
+    /// The `nix` program (`nix` on PATH).
+    pub nix: String,
     /// The flake, e.g. `.` or `github:me/cluster`.
     pub flake: String,
     /// Extra options for the SSH that `nix copy` opens (`NIX_SSHOPTS`), e.g. a known_hosts file.
@@ -39,8 +41,8 @@ pub fn copy_argv(dest: &str, path: &str) -> Vec<String> {
     ["nix", "copy", "--to", &format!("ssh-ng://{dest}"), path].map(String::from).to_vec()
 }
 
-fn run(argv: &[String], env: &[(&str, String)]) -> Result<String, DeployError> {
-    let mut c = std::process::Command::new(&argv[0]);
+fn run(nix: &str, argv: &[String], env: &[(&str, String)]) -> Result<String, DeployError> {
+    let mut c = std::process::Command::new(nix);
     c.args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     for (k, v) in env {
         c.env(k, v);
@@ -63,7 +65,7 @@ impl Builder for NixBuilder {
             return Ok(BTreeMap::new());
         }
         let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
-        let out = run(&build_argv(&self.flake, &names), &[])?;
+        let out = run(&self.nix, &build_argv(&self.flake, &names), &[])?;
         let paths: Vec<&str> = out.lines().filter(|l| l.starts_with('/')).collect();
         if paths.len() != names.len() {
             return Err(DeployError::Tool {
@@ -76,13 +78,37 @@ impl Builder for NixBuilder {
 
     fn push(&self, host: &HostSpec, path: &str) -> Result<(), DeployError> {
         let env = if self.ssh_opts.is_empty() { vec![] } else { vec![("NIX_SSHOPTS", self.ssh_opts.join(" "))] };
-        run(&copy_argv(&host.dest, path), &env).map(|_| ())
+        run(&self.nix, &copy_argv(&host.dest, path), &env).map(|_| ())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A missing secrets file fails the host's build (the flake's `system.checks`): the
+    /// error carries nix's own last lines. `nix` here is a named test double printing what
+    /// that check prints, since NixOS cannot be built on this machine.
+    #[test]
+    fn a_failed_build_says_why_in_nix_words() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let nix = d.path().join("nix-double");
+        std::fs::write(
+            &nix,
+            "#!/bin/sh\necho 'building...' >&2\necho \"error: Failed assertions:\n- n3x: secrets/k3s.yaml is missing: run \\`n3x secrets tokens\\`\" >&2\nexit 1\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&nix, std::fs::Permissions::from_mode(0o755)).unwrap_or_else(|e| panic!("{e}"));
+        let b = NixBuilder { nix: nix.display().to_string(), flake: ".".into(), ssh_opts: vec![] };
+        let spec = crate::testing::reference();
+        let hosts: Vec<&HostSpec> = spec.hosts.iter().take(1).collect();
+        let e = b.build(&hosts).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("nix build --no-link --print-out-paths .#nixosConfigurations.jetson-1"), "{msg}");
+        assert!(msg.contains("secrets/k3s.yaml is missing") && msg.contains("n3x secrets tokens"), "{msg}");
+        assert_eq!(e.outcome(), crate::Outcome::Usage);
+    }
 
     #[test]
     fn golden_nix_argv() {

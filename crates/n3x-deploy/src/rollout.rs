@@ -725,3 +725,175 @@ impl<'a> Run<'a, '_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use n3x_remote::fake::{self, Fake};
+
+    use super::*;
+    use crate::testing::{healthy, reference};
+
+    /// A builder whose every host's new system is `/nix/store/new-<host>`.
+    struct Built;
+
+    impl Builder for Built {
+        fn build(&self, hosts: &[&HostSpec]) -> Result<BTreeMap<String, String>, DeployError> {
+            Ok(hosts.iter().map(|h| (h.name.clone(), format!("/nix/store/new-{}", h.name))).collect())
+        }
+        fn push(&self, _: &HostSpec, _: &str) -> Result<(), DeployError> {
+            Ok(())
+        }
+    }
+
+    /// Commands that change a host (everything but the reads of a preflight and a plan).
+    fn writes(f: &Fake) -> Vec<String> {
+        f.calls()
+            .into_iter()
+            .map(|(h, a)| format!("{h}: {}", a.join(" ")))
+            .filter(|c| {
+                !(c.contains(" readlink ")
+                    || c.contains(": readlink")
+                    || c.contains("curl")
+                    || c.contains("kubectl")
+                    || c.contains("--version")
+                    || c.contains("is-active")
+                    || c.ends_with(": true"))
+            })
+            .collect()
+    }
+
+    fn opts(d: &tempfile::TempDir) -> Options {
+        let mut o = Options::new(d.path().join("journal.json"));
+        o.gate_interval = Duration::from_millis(10);
+        o.confirm_timeout = Duration::from_secs(10);
+        o
+    }
+
+    #[test]
+    fn an_unhealthy_cluster_is_refused_before_anything_changes() {
+        let spec = reference();
+        let f = healthy();
+        f.on(|t, argv| {
+            (t.host == "n100-3" && argv[0] == "curl" && argv.last()?.ends_with(n3x_etcd::STATUS))
+                .then(|| fake::exit(7, "curl: (7) Failed to connect"))
+        });
+        let d = tempfile::tempdir().unwrap();
+        let halt = deploy(&spec, &[], &f, &Built, &opts(&d), &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(&halt.error, DeployError::Refused { reasons } if reasons[0].contains("`n100-3`")),
+            "{}",
+            halt.error
+        );
+        assert_eq!(halt.error.outcome(), crate::Outcome::Refused);
+        assert_eq!(writes(&f), Vec::<String>::new());
+        assert!(!d.path().join("journal.json").exists());
+    }
+
+    #[test]
+    fn a_held_lock_is_refused_naming_its_owner() {
+        let spec = reference();
+        let f = healthy();
+        f.on(|_, argv| {
+            (argv[0] == "sh" && argv[2].contains("mkdir /var/lib/n3x/deploy.lock"))
+                .then(|| fake::exit(1, "File exists"))
+        });
+        f.on(|_, argv| (argv[0] == "cat").then(|| fake::ok(r#"{"id":"abc","by":"ops@laptop","started":1}"#)));
+        let d = tempfile::tempdir().unwrap();
+        let halt = deploy(&spec, &[], &f, &Built, &opts(&d), &mut |_| {}).unwrap_err();
+        assert_eq!(halt.error.to_string(), "another deploy holds the cluster's lock: deploy abc by ops@laptop");
+        // Only the attempt to take it; no guard, no profile, no switch anywhere.
+        let w = writes(&f);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with("n100-1: sh -c mkdir -p /var/lib/n3x")
+                && w[1] == "n100-1: cat /var/lib/n3x/deploy.lock/owner"
+        );
+    }
+
+    #[test]
+    fn an_unfinished_journal_needs_resume_and_resume_needs_one() {
+        let spec = reference();
+        let f = Fake::new();
+        let d = tempfile::tempdir().unwrap();
+        let o = opts(&d);
+        let mut resume = o.clone();
+        resume.resume = true;
+        let e = deploy(&spec, &[], &f, &Built, &resume, &mut |_| {}).unwrap_err();
+        assert!(matches!(e.error, DeployError::NothingToResume { .. }));
+        let record = Record {
+            version: 1,
+            id: "x".into(),
+            cluster: "n3x".into(),
+            started: 0,
+            plan: Plan {
+                cluster: "n3x".into(),
+                goal: Goal::Switch,
+                strategy: Strategy::Rolling,
+                hosts: vec![],
+                transfer: None,
+                k3s_minor: None,
+            },
+            confirm_timeout_s: 10,
+            hosts: vec![],
+            finished: None,
+        };
+        Journal::create(&o.journal, record).save().unwrap();
+        let e = deploy(&spec, &[], &f, &Built, &o, &mut |_| {}).unwrap_err();
+        assert!(matches!(e.error, DeployError::Unfinished { .. }), "{}", e.error);
+        assert!(f.calls().is_empty(), "refused before asking any host");
+        // An unknown host is a usage error naming the known ones.
+        let e = deploy(&spec, &["nope".into()], &f, &Built, &o, &mut |_| {}).unwrap_err();
+        assert!(e.error.help().contains("n100-1"));
+    }
+
+    /// The new generation is not on the host (a copy that failed unnoticed, a collected
+    /// path): the profile switch refuses, the guard is stopped, nothing switched, and the
+    /// error names the host, the step and Nix's words; `--resume` copies it again.
+    #[test]
+    fn a_missing_closure_stops_before_the_switch() {
+        let spec = reference();
+        let f = healthy();
+        f.on(|t, argv| (argv[0] == "readlink").then(|| fake::ok(&format!("/nix/store/old-{}\n", t.host))));
+        f.on(|_, argv| {
+            (argv.get(1).map(String::as_str) == Some("--version")).then(|| fake::ok("k3s version v1.31.4+k3s1 (x)\n"))
+        });
+        f.on(|t, argv| {
+            (t.host == "n100-2" && argv[0] == "nix-env")
+                .then(|| fake::exit(1, "error: path '/nix/store/new-n100-2' is not valid"))
+        });
+        let d = tempfile::tempdir().unwrap();
+        let o = opts(&d);
+        let halt = deploy(&spec, &["n100-2".into()], &f, &Built, &o, &mut |_| {}).unwrap_err();
+        let msg = halt.error.to_string();
+        assert!(msg.starts_with("setting the system profile on `n100-2`") && msg.contains("is not valid"), "{msg}");
+        assert_eq!(halt.error.outcome(), crate::Outcome::Interrupted);
+        let w = writes(&f);
+        assert!(w.iter().any(|c| c.starts_with("n100-2: systemd-run")), "{w:?}");
+        assert!(w.iter().any(|c| c.starts_with("n100-2: systemctl stop n3x-guard-")), "the guard is stopped: {w:?}");
+        assert!(
+            !w.iter().any(|c| c.contains(": /nix/store/new-n100-2/bin/switch-to-configuration")),
+            "nothing switched: {w:?}"
+        );
+        let j = crate::journal::load(&o.journal).unwrap().unwrap();
+        assert_eq!(j.host("n100-2"), Some(&HostState::Planned), "a resume copies it again");
+    }
+
+    #[test]
+    fn the_plan_changes_nothing() {
+        let spec = reference();
+        let f = healthy();
+        f.on(|t, argv| (argv[0] == "readlink").then(|| fake::ok(&format!("/nix/store/old-{}\n", t.host))));
+        f.on(|_, argv| {
+            (argv.get(1).map(String::as_str) == Some("--version")).then(|| fake::ok("k3s version v1.31.4+k3s1 (x)\n"))
+        });
+        let d = tempfile::tempdir().unwrap();
+        let mut o = opts(&d);
+        o.plan_only = true;
+        let r = deploy(&spec, &[], &f, &Built, &o, &mut |_| {}).unwrap();
+        assert_eq!(r.plan.updates(), 5);
+        assert_eq!(r.plan.transfer, Some(("n100-1".into(), "n100-2".into())));
+        assert_eq!(writes(&f), Vec::<String>::new());
+        assert!(!o.journal.exists());
+    }
+}

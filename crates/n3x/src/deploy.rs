@@ -115,7 +115,7 @@ pub fn deploy(a: &DeployArgs) -> Result<u8, Error> {
             let faults = rehearse::parse_faults(&a.lab_fault, &t.spec)?;
             Box::new(lab.builder(lab.settings(Some(&resolved), &faults)))
         }
-        None => Box::new(NixBuilder { flake: a.flake.clone(), ssh_opts: Vec::new() }),
+        None => Box::new(NixBuilder { nix: "nix".into(), flake: a.flake.clone(), ssh_opts: Vec::new() }),
     };
     let progress = Mutex::new(Progress::new());
     let mut events = progress_events(&progress);
