@@ -9,6 +9,8 @@ use n3x_remote::Command;
 
 /// The system profile: its symlink is the generation the host boots and runs.
 pub const PROFILE: &str = "/nix/var/nix/profiles/system";
+/// The running system.
+pub const RUNNING: &str = "/run/current-system";
 /// Where the running system's tools are; the guard names them absolutely, since a
 /// transient unit's PATH is systemd's, not a login shell's.
 pub const SW: &str = "/run/current-system/sw/bin";
@@ -24,8 +26,13 @@ fn cmd<const N: usize>(argv: [&str; N], timeout: Duration) -> Command {
     Command::new(argv, timeout)
 }
 
-/// The generation the host runs now (the store path the profile points to).
+/// The generation the host runs now (`/run/current-system`, set by the last activation).
 pub fn current_system(t: Duration) -> Command {
+    cmd(["readlink", "-f", RUNNING], t)
+}
+
+/// The generation the host boots next (the system profile).
+pub fn boot_system(t: Duration) -> Command {
     cmd(["readlink", "-f", PROFILE], t)
 }
 
@@ -151,6 +158,7 @@ mod tests {
         let p = "/nix/store/bbbb-nixos-system-n100-1-25.11";
         let lines: Vec<String> = [
             current_system(t),
+            boot_system(t),
             guard_start("n3x-rollback-guard", 90, p, t),
             profile_set(g, t),
             switch(g, "switch", t),

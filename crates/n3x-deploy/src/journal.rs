@@ -105,6 +105,31 @@ impl Record {
     }
 }
 
+#[cfg(test)]
+impl Record {
+    /// A record with no host, for tests.
+    pub(crate) fn empty(id: &str, confirm_timeout_s: u64) -> Record {
+        use crate::plan::{Goal, Strategy};
+        Record {
+            version: VERSION,
+            id: id.into(),
+            cluster: "n3x".into(),
+            started: 1,
+            plan: Plan {
+                cluster: "n3x".into(),
+                goal: Goal::Switch,
+                strategy: Strategy::Rolling,
+                hosts: vec![],
+                transfer: None,
+                k3s_minor: None,
+            },
+            confirm_timeout_s,
+            hosts: vec![],
+            finished: None,
+        }
+    }
+}
+
 pub fn guard_unit(id: &str) -> String {
     format!("n3x-guard-{id}")
 }
@@ -212,26 +237,8 @@ pub fn now_secs() -> u64 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::plan::{Goal, Strategy};
-
     fn record() -> Record {
-        Record {
-            version: VERSION,
-            id: "abc".into(),
-            cluster: "n3x".into(),
-            started: 1,
-            plan: Plan {
-                cluster: "n3x".into(),
-                goal: Goal::Switch,
-                strategy: Strategy::Rolling,
-                hosts: vec![],
-                transfer: None,
-                k3s_minor: None,
-            },
-            confirm_timeout_s: 90,
-            hosts: vec![],
-            finished: None,
-        }
+        Record::empty("abc", 90)
     }
 
     #[test]

@@ -58,14 +58,24 @@ impl Ask<'_> {
         self.run(h, "connecting", &Command::new(["true"], self.timeout)).map(|_| ())
     }
 
+    /// The generation `h` runs now.
     pub fn current_system(&self, h: &HostSpec) -> Result<String, DeployError> {
-        let out = self.run(h, "reading the running generation", &commands::current_system(self.timeout))?;
+        self.store_path(h, "the running generation", &commands::current_system(self.timeout), commands::RUNNING)
+    }
+
+    /// The generation `h` boots next.
+    pub fn boot_system(&self, h: &HostSpec) -> Result<String, DeployError> {
+        self.store_path(h, "the boot generation", &commands::boot_system(self.timeout), commands::PROFILE)
+    }
+
+    fn store_path(&self, h: &HostSpec, what: &str, cmd: &Command, link: &str) -> Result<String, DeployError> {
+        let out = self.run(h, &format!("reading {what}"), cmd)?;
         match out.trim() {
             p if p.starts_with('/') => Ok(p.to_owned()),
             other => Err(DeployError::Unexpected {
                 host: h.name.clone(),
-                what: "the system profile".into(),
-                detail: format!("`readlink -f {}` printed `{other}`", commands::PROFILE),
+                what: what.into(),
+                detail: format!("`readlink -f {link}` printed `{other}`"),
             }),
         }
     }

@@ -167,7 +167,7 @@ pub fn deploy(
 
     if opts.plan_only {
         step(&events, None, Phase::Plan, "reading what each host runs");
-        let observed = observe(ask, spec, &selected)?;
+        let observed = observe(ask, spec, &selected, opts.goal)?;
         let plan = plan::plan(spec, &selected, &observed, &targets, opts.goal, opts.strategy, opts.agents_at_once)?;
         return Ok(report_of_plan(plan, started));
     }
@@ -273,10 +273,15 @@ fn report_of_plan(plan: Plan, started: Instant) -> Report {
     }
 }
 
-/// What runs where: each selected host's generation, the leader, the servers' k3s.
-fn observe(ask: Ask<'_>, spec: &ClusterSpec, selected: &[&HostSpec]) -> Result<Observed, DeployError> {
+/// What runs where: each selected host's generation (the running one; for `--goal boot`
+/// the one it boots next), the leader, the servers' k3s.
+fn observe(ask: Ask<'_>, spec: &ClusterSpec, selected: &[&HostSpec], goal: Goal) -> Result<Observed, DeployError> {
+    let read = move |h: &HostSpec| match goal {
+        Goal::Switch => ask.current_system(h),
+        Goal::Boot => ask.boot_system(h),
+    };
     let current: Vec<(String, Result<String, DeployError>)> = std::thread::scope(|sc| {
-        let hs: Vec<_> = selected.iter().map(|h| (h.name.clone(), sc.spawn(move || ask.current_system(h)))).collect();
+        let hs: Vec<_> = selected.iter().map(|h| (h.name.clone(), sc.spawn(move || read(h)))).collect();
         hs.into_iter()
             .map(|(n, j)| {
                 let r = j.join().unwrap_or_else(|_| {
@@ -334,7 +339,7 @@ fn new_journal(
     events: &Mutex<Events<'_>>,
 ) -> Result<Journal, DeployError> {
     step(events, None, Phase::Plan, "reading what each host runs");
-    let observed = observe(ask, spec, selected)?;
+    let observed = observe(ask, spec, selected, opts.goal)?;
     let plan = plan::plan(spec, selected, &observed, targets, opts.goal, opts.strategy, opts.agents_at_once)?;
     let hosts = plan
         .hosts
@@ -560,15 +565,15 @@ impl<'a> Run<'a, '_> {
                     let reasons = vec!["its guard rolled it back: the deploy did not confirm in time".to_owned()];
                     return self.rolled_back(spec, &previous, reasons);
                 }
-                if now != h.target {
+                if now != h.target && now != previous {
                     return Err(DeployError::Unexpected {
                         host: h.host.clone(),
                         what: "the running generation".into(),
                         detail: format!("it runs {now}, neither the previous {previous} nor the target {}", h.target),
                     });
                 }
-                // On the target: activate it again (idempotent; the crash may have come
-                // before or during the switch), then the gates decide.
+                // The profile points at the target; the crash came before, during or after
+                // the activation: activate it (again: it is idempotent), and the gates decide.
                 (previous, true)
             }
             _ => (self.ask.current_system(spec)?, false),
@@ -821,23 +826,7 @@ mod tests {
         resume.resume = true;
         let e = deploy(&spec, &[], &f, &Built, &resume, &mut |_| {}).unwrap_err();
         assert!(matches!(e.error, DeployError::NothingToResume { .. }));
-        let record = Record {
-            version: 1,
-            id: "x".into(),
-            cluster: "n3x".into(),
-            started: 0,
-            plan: Plan {
-                cluster: "n3x".into(),
-                goal: Goal::Switch,
-                strategy: Strategy::Rolling,
-                hosts: vec![],
-                transfer: None,
-                k3s_minor: None,
-            },
-            confirm_timeout_s: 10,
-            hosts: vec![],
-            finished: None,
-        };
+        let record = Record::empty("x", 10);
         Journal::create(&o.journal, record).save().unwrap();
         let e = deploy(&spec, &[], &f, &Built, &o, &mut |_| {}).unwrap_err();
         assert!(matches!(e.error, DeployError::Unfinished { .. }), "{}", e.error);

@@ -438,6 +438,36 @@ mod tests {
     }
 
     #[test]
+    fn nix_env_adds_a_profile_generation_and_refuses_unknown_paths() {
+        let d = tempfile::tempdir().unwrap();
+        let store = d.path().join("store");
+        std::fs::create_dir_all(&store).unwrap();
+        let s = |hb| generation::Settings {
+            host: "h".into(),
+            etcd: crate::plan::EtcdTimings { heartbeat_ms: hb, election_ms: 1000 },
+            k3s_version: "v1.31".into(),
+            fault: Fault::None,
+        };
+        let dir_of = |p: &str| store.join(p.rsplit('/').next().unwrap()).display().to_string();
+        let a = dir_of(&generation::write(&store, &s(100)).unwrap());
+        let b = dir_of(&generation::write(&store, &s(110)).unwrap());
+        let profiles = d.path().join("profiles");
+        std::fs::create_dir_all(&profiles).unwrap();
+        let profile = profiles.join("system").display().to_string();
+        let set = |p: &str| nix_env(&["--profile".into(), profile.clone(), "--set".into(), p.into()]);
+        assert_eq!(set(&a), Ok(0));
+        assert_eq!(set(&b), Ok(0));
+        assert_eq!(std::fs::read_link(profiles.join("system")).unwrap(), Path::new("system-2-link"));
+        assert_eq!(std::fs::read_link(profiles.join("system-1-link")).unwrap(), Path::new(&a));
+        assert_eq!(std::fs::canonicalize(profiles.join("system")).unwrap(), Path::new(&b));
+        // A path that is not a generation (a missing closure) is refused, nothing changes.
+        let e = set("/nix/store/missing").unwrap_err();
+        assert!(e.1.contains("is not valid"), "{e:?}");
+        assert_eq!(std::fs::read_link(profiles.join("system")).unwrap(), Path::new("system-2-link"));
+        assert!(nix_env(&["--list-generations".into()]).is_err());
+    }
+
+    #[test]
     fn settings_round_trip_through_a_generation() {
         let s = generation::Settings {
             host: "h".into(),

@@ -14,7 +14,6 @@
 
 pub mod build;
 pub mod control;
-pub mod deploy_scenarios;
 pub mod double;
 pub mod error;
 pub mod etcd;

@@ -184,3 +184,23 @@ impl Builder for LabBuilder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn lab_faults_name_a_host_and_a_known_fault() {
+        let r = n3x_model::analyze(include_str!("../../../n3x.toml")).resolve().unwrap();
+        let spec = ClusterSpec::from_resolved(&r);
+        let ok = parse_faults(&["n100-2=break-services".into(), "jetson-1=hang".into()], &spec).unwrap();
+        assert_eq!(ok.get("n100-2"), Some(&Fault::BreakServices));
+        assert_eq!(ok.get("jetson-1"), Some(&Fault::Hang));
+        for (v, why) in [("n100-2", "HOST=FAULT"), ("nope=hang", "not a host"), ("n100-1=explode", "fail-activation")] {
+            let e = parse_faults(&[v.into()], &spec).unwrap_err();
+            assert!(e.to_string().contains(why), "{v}: {e}");
+            assert_eq!(e.kind(), crate::ErrorKind::Usage);
+        }
+    }
+}

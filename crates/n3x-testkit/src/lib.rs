@@ -39,6 +39,14 @@ pub fn have(program: &str) -> bool {
     std::env::split_paths(&path).chain(["/usr/sbin".into(), "/sbin".into()]).any(|d| d.join(program).is_file())
 }
 
+/// A fresh empty directory `name` under `base` (a test's `CARGO_TARGET_TMPDIR`).
+pub fn fresh_dir(base: &str, name: &str) -> std::path::PathBuf {
+    let d = std::path::Path::new(base).join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("create {}: {e}", d.display()));
+    d
+}
+
 /// A command's output as text, for assertion messages.
 pub fn output_text(o: &std::process::Output) -> String {
     format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))

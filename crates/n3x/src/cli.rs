@@ -131,8 +131,10 @@ pub enum LabCommand {
     ///
     /// Each host becomes a network namespace (n3x-<cluster>-<host>), each network an L2
     /// segment, each server runs a real etcd member with the inventory's timings, and each
-    /// agent runs a probe writing through any server. Returns once etcd has quorum and every
-    /// agent's first write is acknowledged.
+    /// agent runs a probe writing through any server. With SSH (on by default up to 100
+    /// hosts) every host also runs Debian's sshd in its own root, reachable from an
+    /// `operator` namespace on the cluster network, for `n3x deploy --lab` and `n3x install
+    /// --lab`. Returns once etcd has quorum and every agent's first write is acknowledged.
     #[command(
         after_help = "Examples:\n  sudo n3x lab up\n  sudo n3x lab up -f site.toml --fabric userspace --profile constrained"
     )]
@@ -167,10 +169,17 @@ pub enum LabCommand {
     /// Up, run scenarios, write the report, down. Exit 0 only if every scenario passed.
     ///
     /// Scenarios: formation, server-loss, quorum-loss, partition (the default set) and
-    /// profiles. Writes report.json and junit.xml into --report. Exit status: 0 every
-    /// scenario passed; 4 one failed; 2 the report could not be written; 5 the lab could not
-    /// be removed completely (run `n3x lab down`).
-    #[command(after_help = "Examples:\n  sudo n3x lab run\n  sudo n3x lab run --scenario partition --report out/")]
+    /// profiles; and deploys rehearsed over SSH while the agents write: rolling-deploy (no
+    /// acknowledged write lost, quorum held, the longest write gap reported), bad-deploy (a
+    /// generation that breaks etcd: that host back, the rollout halted, nobody else
+    /// changed), deploy-cut (the deployer's link cut during the gates: the host's guard rolls
+    /// it back by itself), all-at-once and rolling-no-transfer (measured baselines). Writes
+    /// report.json and junit.xml into --report. Exit status: 0 every scenario passed; 4 one
+    /// failed; 2 the report could not be written; 5 the lab could not be removed completely
+    /// (run `n3x lab down`).
+    #[command(
+        after_help = "Examples:\n  sudo n3x lab run\n  sudo n3x lab run --scenario partition --report out/\n  sudo n3x lab run --scenario rolling-deploy --scenario bad-deploy --scenario deploy-cut"
+    )]
     Run(RunArgs),
     /// Internal: the lab's supervisor process.
     #[command(hide = true)]

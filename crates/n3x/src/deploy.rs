@@ -9,7 +9,7 @@ use std::time::Duration;
 use n3x_deploy::install::{InstallOptions, Installed};
 use n3x_deploy::plan::{Class, Goal};
 use n3x_deploy::rollout::{self, Options, Report};
-use n3x_deploy::{Builder, ClusterSpec, DeployError, Event, NixBuilder, Outcome};
+use n3x_deploy::{Builder, ClusterSpec, DeployError, Event, NixBuilder};
 use n3x_lab::rehearse::{self, Rehearsal};
 use n3x_remote::{Remote, Ssh, SshOptions};
 
@@ -279,14 +279,4 @@ fn render_install(done: &[Installed], json: bool, dry_run: bool, opts: &InstallO
         }
     }
     print_stdout(&out);
-}
-
-/// The exit code of a deploy error.
-pub fn exit_code(e: &DeployError) -> u8 {
-    match e.outcome() {
-        Outcome::Refused => exit::REFUSED,
-        Outcome::RolledBack => exit::ROLLED_BACK,
-        Outcome::Interrupted => exit::RESUMABLE,
-        Outcome::Usage => exit::USAGE_OR_IO,
-    }
 }

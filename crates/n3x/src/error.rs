@@ -1,6 +1,7 @@
 //! The one error path of the binary: every command returns `Result<_, Error>`, and `main`
 //! renders the error once (message, fix) and maps it to its documented exit code.
 
+use n3x_deploy::Outcome as DeployOutcome;
 use n3x_lab::{ErrorKind as LabKind, LabError};
 use n3x_secrets::ErrorKind as SecretsKind;
 
@@ -78,7 +79,12 @@ impl Error {
                 SecretsKind::Usage => exit::USAGE_OR_IO,
                 SecretsKind::Problem => exit::INVENTORY,
             },
-            Error::Deploy(e) => crate::deploy::exit_code(e),
+            Error::Deploy(e) => match e.outcome() {
+                DeployOutcome::Refused => exit::REFUSED,
+                DeployOutcome::RolledBack => exit::ROLLED_BACK,
+                DeployOutcome::Interrupted => exit::RESUMABLE,
+                DeployOutcome::Usage => exit::USAGE_OR_IO,
+            },
         }
     }
 

@@ -145,3 +145,65 @@ fn help_teaches_exit_codes_and_examples() {
     assert!(help.contains("Exit status: 0 no errors"), "{help}");
     assert!(help.contains("n3x check --format json"), "{help}");
 }
+
+/// `install --dry-run` and deploy's usage errors need neither root nor a host.
+#[test]
+fn install_dry_run_shows_each_command_and_needs_generated_keys() {
+    let dir = empty_dir("install-dry-run");
+    std::fs::copy(repo_root().join("n3x.toml"), dir.join("n3x.toml")).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_n3x"))
+            .current_dir(&dir)
+            .env("NO_COLOR", "1")
+            .env("HOME", &dir)
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("SOPS_AGE_KEY_FILE")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["install", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("`n100-1` has no generated host key"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("n3x secrets add-host n100-1 --generate"));
+    for h in ["n100-1", "n100-2", "n100-3", "jetson-1", "jetson-2"] {
+        let o = run(&["secrets", "add-host", h, "--generate"]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    }
+    let out = run(&["install", "--dry-run", "jetson-1", "n100-2", "n100-1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    let extra = dir.join(".local/share/n3x/n3x/extra-files");
+    let lines: Vec<&str> = s.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "n100-1: nixos-anywhere --flake '.#n100-1' --target-host root@192.168.200.11 --extra-files {}/n100-1",
+                extra.display()
+            ),
+            format!(
+                "n100-2: nixos-anywhere --flake '.#n100-2' --target-host root@192.168.200.12 --extra-files {}/n100-2",
+                extra.display()
+            ),
+            format!(
+                "jetson-1: nixos-anywhere --flake '.#jetson-1' --target-host root@192.168.200.21 --extra-files {}/jetson-1 --phases disko,install,reboot",
+                extra.display()
+            ),
+        ]
+    );
+    assert!(s.contains("    0600 etc/ssh/ssh_host_ed25519_key\n"), "{s}");
+    let json = run(&["install", "--dry-run", "--json", "n100-3"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v[0]["argv"][0], "nixos-anywhere");
+    // Deploy: bad values are usage errors before anything runs.
+    for bad in [
+        &["deploy", "--confirm-timeout", "1"][..],
+        &["deploy", "--lab-fault", "n100-1=hang"],
+        &["deploy", "--plan", "--resume"],
+    ] {
+        let o = run(bad);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", text(&o.stderr));
+    }
+}

@@ -29,10 +29,7 @@ fn can_run() -> bool {
 }
 
 fn dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    n3x_testkit::fresh_dir(env!("CARGO_TARGET_TMPDIR"), name)
 }
 
 fn cmd(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
@@ -233,6 +230,19 @@ fn bad_generations_roll_back_and_bad_hosts_are_named() {
         assert_eq!(host_gen(&s, host), host_gen(&before, host), "{fault}: {host} is not back");
         assert_no_deploy_left(cluster);
     }
+
+    // `--goal boot`: the new generation becomes the boot default only; it does not run, so a
+    // later switch still finds the host to update.
+    let o = n3x(&cwd, &["deploy", "--lab", "-f", &changed, "--goal", "boot", "--json", "n100-3"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["hosts"][0]["state"], "boot default", "{report}");
+    assert_eq!(host_gen(&status(&cwd, cluster), "n100-3"), host_gen(&before, "n100-3"));
+    let plan: serde_json::Value =
+        serde_json::from_str(&ok(&cwd, &["deploy", "--lab", "-f", &changed, "--plan", "--json", "n100-3"], &[]))
+            .unwrap();
+    assert_eq!(plan["hosts"][0]["class"], "update", "{plan}");
+    assert_no_deploy_left(cluster);
 
     // A host the operator cannot reach: preflight refuses, naming it; nothing changes.
     ok(&cwd, &["lab", "partition", "operator", "--from", "n100-3", "--cluster", cluster], &[]);

@@ -24,10 +24,7 @@ fn can_run() -> bool {
 }
 
 fn dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    n3x_testkit::fresh_dir(env!("CARGO_TARGET_TMPDIR"), name)
 }
 
 fn n3x(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {

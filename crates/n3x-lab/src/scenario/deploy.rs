@@ -10,13 +10,13 @@ use n3x_deploy::plan::Strategy;
 use n3x_deploy::rollout::{self, Halt, Options, Report};
 use n3x_deploy::{DeployError, Event, Outcome, Phase};
 
+use super::kit::{Ctx, Run, at, status, verify, wait_for, writes};
 use crate::control::{LabStatus, Request};
 use crate::error::LabError;
 use crate::generation::{Fault, Settings};
 use crate::plan::OPERATOR;
 use crate::probe::Write;
 use crate::rehearse::Rehearsal;
-use crate::scenario::{Ctx, Run, at, status, verify, wait_for, writes};
 
 pub const NAMES: &[&str] = &["rolling-deploy", "bad-deploy", "deploy-cut", "all-at-once", "rolling-no-transfer"];
 
@@ -49,26 +49,32 @@ fn changed(now: &BTreeMap<String, Settings>, ctx: &Ctx) -> BTreeMap<String, Sett
         .collect()
 }
 
-/// The longest time any agent went without an acknowledged write in `[from, to]`.
+/// The longest time the cluster acknowledged no write at all (from any agent) in `[from, to]`:
+/// the write outage.
+pub fn longest_outage(ws: &[Write], from: f64, to: f64) -> f64 {
+    max_gap(ws.iter().filter_map(|w| w.acked_ms), from, to)
+}
+
+/// The longest stretch of `[from, to]` without one of `times` (those outside are ignored).
+fn max_gap(times: impl Iterator<Item = f64>, from: f64, to: f64) -> f64 {
+    let mut ts: Vec<f64> = times.filter(|t| *t >= from && *t <= to).collect();
+    ts.sort_by(f64::total_cmp);
+    let mut prev = from;
+    let mut gap: f64 = 0.0;
+    for t in ts {
+        gap = gap.max(t - prev);
+        prev = t;
+    }
+    gap.max(to - prev)
+}
+
+/// The longest time any one agent went without an acknowledged write in `[from, to]`. This
+/// includes what the agent's own link does (a TCP retransmission on a lossy link), which
+/// the outage of the cluster does not.
 pub fn longest_gap(ws: &[Write], agents: &[String], from: f64, to: f64) -> f64 {
     agents
         .iter()
-        .map(|a| {
-            let mut acks: Vec<f64> = ws
-                .iter()
-                .filter(|w| w.agent == *a)
-                .filter_map(|w| w.acked_ms)
-                .filter(|t| *t >= from && *t <= to)
-                .collect();
-            acks.sort_by(f64::total_cmp);
-            let mut prev = from;
-            let mut gap: f64 = 0.0;
-            for t in acks {
-                gap = gap.max(t - prev);
-                prev = t;
-            }
-            gap.max(to - prev)
-        })
+        .map(|a| max_gap(ws.iter().filter(|w| w.agent == *a).filter_map(|w| w.acked_ms), from, to))
         .fold(0.0, f64::max)
 }
 
@@ -159,7 +165,7 @@ fn cleanup(lab: &Rehearsal) {
     let _ = rollout::unlock(&lab.spec, &lab.ssh, &opts);
 }
 
-pub(crate) fn run(name: &str, ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
+pub(super) fn run(name: &str, ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
     let lab = Rehearsal::open(ctx.dir, None)?;
     let r = match name {
         "rolling-deploy" => rolling(ctx, run, &lab, true),
@@ -183,8 +189,13 @@ fn agents(ctx: &Ctx) -> Vec<String> {
 
 fn report_gap(ctx: &Ctx, run: &mut Run, d: &Deployed) -> Result<(), LabError> {
     let ws = writes(ctx)?;
-    let gap = longest_gap(&ws, &agents(ctx), d.from_ms, d.to_ms);
-    run.metric("longest_write_gap_ms", gap);
+    run.metric("longest_write_gap_ms", longest_outage(&ws, d.from_ms, d.to_ms));
+    run.metric("longest_agent_gap_ms", longest_gap(&ws, &agents(ctx), d.from_ms, d.to_ms));
+    // The same measure over the 10 s before the deploy: what the links alone give.
+    let idle_from = (d.from_ms - 10_000.0).max(ws.first().map_or(d.from_ms, |w| w.sent_ms + 1000.0));
+    if idle_from < d.from_ms - 1000.0 {
+        run.metric("idle_agent_gap_ms", longest_gap(&ws, &agents(ctx), idle_from, d.from_ms));
+    }
     run.metric("deploy_ms", d.to_ms - d.from_ms);
     run.metric("election_timeout_ms", ctx.plan.etcd.election_ms);
     run.metric("health_samples", d.samples);
@@ -252,7 +263,7 @@ fn all_at_once(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal) -> Result<(), LabE
         run.metric("deploy_error", describe(h));
     }
     // Measured, not judged: losses are reported, and the lab is left converged for the next.
-    let v = crate::scenario::verify_result(ctx)?;
+    let v = super::kit::verify_result(ctx)?;
     run.metric("acked_writes", v.acked);
     run.metric("lost_writes", v.lost.len());
     Ok(())
@@ -434,6 +445,14 @@ mod tests {
             revision: 0,
             value: String::new(),
         }
+    }
+
+    #[test]
+    fn the_outage_is_the_longest_time_nobody_got_an_ack() {
+        let ws = [w("a", Some(110.0)), w("b", Some(150.0)), w("a", Some(600.0)), w("b", None), w("b", Some(640.0))];
+        // 100->110, 110->150, 150->600 (450), 600->640, 640->700.
+        assert_eq!(longest_outage(&ws, 100.0, 700.0), 450.0);
+        assert_eq!(longest_outage(&[], 0.0, 50.0), 50.0);
     }
 
     #[test]

@@ -1,220 +1,15 @@
-//! Scenarios: break the running lab on purpose and check what etcd (the datastore inside
-//! k3s servers) does. They act only through the supervisor's control socket, and judge by
-//! the probes' write log: a write counts as acknowledged only when etcd answered it.
+//! The cluster scenarios: formation, server-loss, quorum-loss, partition, profiles. They act
+//! only through the control socket and judge by the probes' write log.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::control::{self, LabStatus, Request, Response};
+use super::kit::*;
 use crate::error::LabError;
-use crate::plan::LabPlan;
 use crate::probe::{self, Write};
 
-pub const BUILTIN: &[&str] = &[
-    "formation",
-    "server-loss",
-    "quorum-loss",
-    "partition",
-    "profiles",
-    "rolling-deploy",
-    "bad-deploy",
-    "deploy-cut",
-    "all-at-once",
-    "rolling-no-transfer",
-];
-/// What `n3x lab run` runs when no `--scenario` is given.
-pub const DEFAULT: &[&str] = &["formation", "server-loss", "quorum-loss", "partition"];
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ScenarioResult {
-    pub name: String,
-    pub passed: bool,
-    pub duration_ms: f64,
-    pub metrics: Map<String, Value>,
-    /// Why it failed, one line per broken condition.
-    pub failures: Vec<String>,
-}
-
-pub struct Ctx<'a> {
-    pub dir: &'a Path,
-    pub plan: &'a LabPlan,
-    pub bringup_ms: f64,
-    pub quorum_ms: f64,
-    pub probe_interval_ms: f64,
-    pub probe_timeout_ms: f64,
-    pub on_step: &'a mut dyn FnMut(&str),
-}
-
-pub(crate) struct Run {
-    pub(crate) metrics: Map<String, Value>,
-    pub(crate) failures: Vec<String>,
-}
-
-impl Run {
-    pub(crate) fn metric(&mut self, k: &str, v: impl Into<Value>) {
-        self.metrics.insert(k.into(), v.into());
-    }
-
-    pub(crate) fn require(&mut self, ok: bool, why: impl FnOnce() -> String) {
-        if !ok {
-            self.failures.push(why());
-        }
-    }
-}
-
-fn call(ctx: &Ctx, req: Request) -> Result<Response, LabError> {
-    control::call(ctx.dir, &req, Duration::from_secs(60))
-}
-
-pub(crate) fn at(ctx: &Ctx, req: Request) -> Result<f64, LabError> {
-    control::act(ctx.dir, &req, Duration::from_secs(60))
-}
-
-pub fn status(dir: &Path) -> Result<LabStatus, LabError> {
-    control::status(dir)
-}
-
-pub(crate) fn writes(ctx: &Ctx) -> Result<Vec<Write>, LabError> {
-    control::writes(ctx.dir, 0)
-}
-
-fn election(ctx: &Ctx) -> Duration {
-    Duration::from_millis(ctx.plan.etcd.election_ms)
-}
-
-/// Polls `f` every 20 ms until it returns Some, or `timeout` passes.
-pub(crate) fn wait_for<T>(
-    timeout: Duration,
-    mut f: impl FnMut() -> Result<Option<T>, LabError>,
-) -> Result<Option<T>, LabError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f()? {
-            return Ok(Some(v));
-        }
-        if Instant::now() > deadline {
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn agents(ctx: &Ctx) -> Vec<String> {
-    ctx.plan.agents.iter().map(|&a| ctx.plan.hosts[a].name.clone()).collect()
-}
-
-fn server_names(ctx: &Ctx) -> Vec<String> {
-    ctx.plan.servers.iter().map(|&s| ctx.plan.hosts[s].name.clone()).collect()
-}
-
-/// For each agent, the first write sent at or after `t` and acknowledged: (agent, ack time).
-fn first_acks_after(ws: &[Write], agents: &[String], t: f64) -> Vec<(String, Option<f64>)> {
-    agents
-        .iter()
-        .map(|a| {
-            let first =
-                ws.iter().filter(|w| w.agent == *a && w.sent_ms >= t).filter_map(|w| w.acked_ms).reduce(f64::min);
-            (a.clone(), first)
-        })
-        .collect()
-}
-
-/// The leader that every running member among `hosts` agrees on, if it is one of them
-/// (the view of one side of a partition).
-fn leader_among(s: &LabStatus, hosts: &[String]) -> Option<String> {
-    let side: Vec<(&str, crate::etcd::Status)> = s
-        .hosts
-        .iter()
-        .filter(|h| hosts.contains(&h.name))
-        .filter_map(|h| Some((h.name.as_str(), h.member.as_ref()?.status?)))
-        .collect();
-    let leader = side.first()?.1.leader;
-    if leader == 0 || side.iter().any(|(_, st)| st.leader != leader) {
-        return None;
-    }
-    side.iter().find(|(_, st)| st.member_id == leader).map(|(n, _)| n.to_string())
-}
-
-/// Pauses the probes, waits until every running member reports one revision, resumes.
-fn converge(ctx: &mut Ctx, run: &mut Run, timeout: Duration) -> Result<(), LabError> {
-    at(ctx, Request::PauseProbes)?;
-    let started = Instant::now();
-    let agreed = wait_for(timeout, || {
-        let s = status(ctx.dir)?;
-        let revs: Vec<u64> = s.hosts.iter().filter_map(|h| h.member.as_ref()?.status.map(|st| st.revision)).collect();
-        let members = s.hosts.iter().filter(|h| h.member.is_some()).count();
-        Ok((revs.len() == members && revs.windows(2).all(|w| w[0] == w[1])).then(|| revs.first().copied().unwrap_or(0)))
-    })?;
-    at(ctx, Request::ResumeProbes)?;
-    run.metric("converge_ms", started.elapsed().as_secs_f64() * 1000.0);
-    match agreed {
-        Some(rev) => run.metric("revision", rev),
-        None => run.failures.push(format!("members did not converge to one revision within {} s", timeout.as_secs())),
-    }
-    Ok(())
-}
-
-/// Every acknowledged write read back.
-pub(crate) fn verify_result(ctx: &Ctx) -> Result<crate::control::VerifyResult, LabError> {
-    match call(ctx, Request::Verify { via: None })? {
-        Response::Verify(v) => Ok(v),
-        _ => Err(LabError::UnexpectedAnswer { request: "verify".into() }),
-    }
-}
-
-pub(crate) fn verify(ctx: &Ctx, run: &mut Run) -> Result<(), LabError> {
-    match call(ctx, Request::Verify { via: None })? {
-        Response::Verify(v) => {
-            run.metric("acked_writes", v.acked);
-            run.metric("lost_writes", v.lost.len());
-            run.require(v.lost.is_empty() && v.mismatched.is_empty(), || {
-                format!(
-                    "{} acknowledged write(s) lost, {} with another value (first: {})",
-                    v.lost.len(),
-                    v.mismatched.len(),
-                    v.lost.first().or(v.mismatched.first()).cloned().unwrap_or_default()
-                )
-            });
-            Ok(())
-        }
-        _ => Err(LabError::UnexpectedAnswer { request: "verify".into() }),
-    }
-}
-
-pub fn run(name: &str, ctx: &mut Ctx) -> ScenarioResult {
-    let started = Instant::now();
-    let mut run = Run { metrics: Map::new(), failures: Vec::new() };
-    let result = match name {
-        "formation" => formation(ctx, &mut run),
-        "server-loss" => server_loss(ctx, &mut run),
-        "quorum-loss" => quorum_loss(ctx, &mut run),
-        "partition" => partition(ctx, &mut run),
-        "profiles" => profiles(ctx, &mut run),
-        d if crate::deploy_scenarios::NAMES.contains(&d) => crate::deploy_scenarios::run(d, ctx, &mut run),
-        other => Err(LabError::UnknownScenario {
-            name: other.to_owned(),
-            known: BUILTIN.iter().map(|s| s.to_string()).collect(),
-        }),
-    };
-    if let Err(e) = result {
-        run.failures.push(format!("could not run: {e}"));
-        // Leave the lab usable for the next scenario.
-        let _ = at(ctx, Request::Heal);
-        let _ = at(ctx, Request::ResumeProbes);
-    }
-    ScenarioResult {
-        name: name.to_owned(),
-        passed: run.failures.is_empty(),
-        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-        metrics: run.metrics,
-        failures: run.failures,
-    }
-}
-
-fn formation(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
+pub(super) fn formation(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
     (ctx.on_step)("checking every member and the leader");
     let s = status(ctx.dir)?;
     run.metric("bringup_ms", ctx.bringup_ms);
@@ -239,7 +34,7 @@ fn formation(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
     Ok(())
 }
 
-fn server_loss(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
+pub(super) fn server_loss(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
     let s = status(ctx.dir)?;
     let leader = s.leader.ok_or_else(|| LabError::NoLeader { action: "kill".into() })?;
     run.metric("killed", leader.clone());
@@ -300,7 +95,7 @@ fn majority(servers: &[String], leader: Option<&String>) -> Vec<String> {
     order
 }
 
-fn quorum_loss(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
+pub(super) fn quorum_loss(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
     let s = status(ctx.dir)?;
     let servers = server_names(ctx);
     let down = majority(&servers, s.leader.as_ref());
@@ -341,7 +136,7 @@ fn quorum_loss(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
     verify(ctx, run)
 }
 
-fn partition(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
+pub(super) fn partition(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
     let s = status(ctx.dir)?;
     let leader = s.leader.ok_or_else(|| LabError::NoLeader { action: "isolate".into() })?;
     let others: Vec<String> = server_names(ctx).into_iter().filter(|n| *n != leader).collect();
@@ -377,7 +172,7 @@ fn partition(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
 /// A steady write workload under each built-in profile on every host's links. Reports
 /// success %, latency and leader changes; passes when the cluster stays available under
 /// `constrained`.
-fn profiles(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
+pub(super) fn profiles(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
     let hosts: Vec<String> = ctx.plan.hosts.iter().map(|h| h.name.clone()).collect();
     let original: Vec<(String, String, n3x_model::model::Profile)> =
         ctx.plan.hosts.iter().map(|h| (h.name.clone(), h.profile_name.clone(), h.profile)).collect();

@@ -1,0 +1,233 @@
+//! The hosts as the NixOS test double runs them (labs with SSH): their roots and sshd,
+//! their generation, activation (`switch-to-configuration`) and installation
+//! (`nixos-anywhere`), asked for by the doubles over the control socket.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::{HostRuntime, Supervisor};
+use crate::error::LabError;
+use crate::generation::{self, Fault, Settings};
+use crate::hostroot::{self, SshFiles};
+use crate::plan::LabRole;
+use crate::state::{ProcessRecord, lock};
+use crate::{etcd, system};
+
+/// The hosts as the NixOS test double runs them: their roots and sshd, their generation,
+/// activation (`switch-to-configuration`) and installation (`nixos-anywhere`).
+impl Supervisor {
+    pub(super) fn inventory_host(&self, name: &str) -> Result<usize, LabError> {
+        let i = self.host_index(name)?;
+        if self.plan.hosts[i].role == LabRole::Operator {
+            return Err(LabError::UnknownHost { host: name.to_owned(), cluster: self.plan.cluster.clone() });
+        }
+        Ok(i)
+    }
+
+    pub(super) fn init_runtime(&self) {
+        let installed = !self.opts.empty;
+        let mut rt = lock(&self.runtime);
+        for h in self.plan.inventory_hosts() {
+            let settings = installed.then(|| Settings::of(&self.plan, h, &self.opts.k3s_version));
+            let generation = if self.opts.ssh { settings.as_ref().map(Settings::store_path) } else { None };
+            rt.insert(
+                h.index,
+                HostRuntime { generation, settings, activated_ms: None, k3s_active: installed, installed, sshd: None },
+            );
+        }
+    }
+
+    pub(super) fn prepare_hosts(&self) -> Result<(), LabError> {
+        let exe = match &self.opts.n3x {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().map_err(|e| LabError::io("find the n3x binary", e))?,
+        };
+        hostroot::install_binary(&self.dir, &exe)?;
+        let files = SshFiles::of(&self.dir);
+        let operator_key = hostroot::make_keys(&self.plan, &files)?;
+        let rt = lock(&self.runtime);
+        for h in self.plan.inventory_hosts() {
+            let first = rt.get(&h.index).and_then(|r| r.settings.clone());
+            hostroot::prepare(&self.dir, &self.plan, h, &operator_key, &files.host_key(&h.name), first.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// Starts (or restarts, as a reboot does) `host`'s sshd in its own root.
+    fn start_sshd(&self, host: usize) -> Result<(), LabError> {
+        let h = &self.plan.hosts[host];
+        let log = self.dir.join("logs").join(format!("{}.sshd.log", h.name));
+        if let Some(mut old) = lock(&self.runtime).get_mut(&host).and_then(|r| r.sshd.take()) {
+            old.kill();
+        }
+        let p = self.spawner.spawn(&h.ns, &self.dir.join("bin/n3x"), &hostroot::init_args(&self.dir, &h.name), &log)?;
+        if let Some(rec) = ProcessRecord::of(p.pid(), format!("sshd {}", h.name)) {
+            lock(&self.store).record_process(rec)?;
+        }
+        lock(&self.runtime).entry(host).or_default().sshd = Some(p);
+        Ok(())
+    }
+
+    pub(super) fn start_all_sshd(&self) -> Result<(), LabError> {
+        let hosts: Vec<usize> = self.plan.inventory_hosts().map(|h| h.index).collect();
+        for &h in &hosts {
+            self.start_sshd(h)?;
+        }
+        hosts.iter().try_for_each(|&h| self.wait_sshd(h, Duration::from_secs(10)))
+    }
+
+    /// Waits until `host`'s sshd accepts connections on its cluster address.
+    fn wait_sshd(&self, host: usize, timeout: Duration) -> Result<(), LabError> {
+        let h = &self.plan.hosts[host];
+        let addr = std::net::SocketAddr::from((h.cluster_ip, 22));
+        let up = system::in_netns(&h.ns, move || {
+            let deadline = Instant::now() + timeout;
+            loop {
+                if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    return true;
+                }
+                if Instant::now() > deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })?;
+        if up {
+            Ok(())
+        } else {
+            Err(LabError::SshdDown {
+                host: h.name.clone(),
+                log: self.dir.join("logs").join(format!("{}.sshd.log", h.name)),
+            })
+        }
+    }
+
+    /// `switch-to-configuration`: the host now runs `generation`. A server's k3s restart
+    /// is its etcd member stopped hard (SIGKILL: no leadership hand-over of its own, so
+    /// what the deployer does first is what counts) and started with the new timings.
+    pub(super) fn activate(&self, host: usize, generation: String, settings: Settings) -> Result<(), LabError> {
+        let _one_at_a_time = lock(&self.host_locks[host]);
+        if !lock(&self.runtime).get(&host).is_some_and(|r| r.installed) {
+            return Err(LabError::NotInstalled { host: self.plan.hosts[host].name.clone() });
+        }
+        let broken = settings.fault == Fault::BreakServices;
+        {
+            let mut rt = lock(&self.runtime);
+            let r = rt.entry(host).or_default();
+            r.generation = Some(generation);
+            r.settings = Some(settings);
+            r.activated_ms = Some(self.now_ms());
+            r.k3s_active = false;
+        }
+        if self.plan.hosts[host].is_server() {
+            self.stop_member(host);
+            if !broken {
+                self.start_member(host, true, None)?;
+                self.wait_peer_serving(host, Duration::from_secs(10))?;
+            }
+        }
+        lock(&self.runtime).entry(host).or_default().k3s_active = !broken;
+        Ok(())
+    }
+
+    fn stop_member(&self, host: usize) {
+        if let Some(mut p) = lock(&self.members).get_mut(&host).and_then(|m| m.process.take()) {
+            p.kill();
+        }
+    }
+
+    /// `nixos-anywhere`: the host's disk is wiped and NixOS installed with its first
+    /// generation; it "reboots" with the host key from the extra files; a server's member
+    /// joins the cluster.
+    pub(super) fn install(&self, host: usize, host_key: Option<&Path>) -> Result<(), LabError> {
+        let _one_at_a_time = lock(&self.host_locks[host]);
+        let h = &self.plan.hosts[host];
+        let root = generation::host_root(&self.dir, &h.name);
+        let wipe = |d: &Path| match std::fs::remove_dir_all(d) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LabError::io(format!("wipe {}", d.display()), e)),
+            _ => Ok(()),
+        };
+        wipe(&root.join("nix/var/nix/profiles"))?;
+        wipe(&root.join("var/lib"))?;
+        if let Some(k) = host_key {
+            hostroot::set_host_key(&root, k)?;
+        }
+        let settings = Settings::of(&self.plan, h, &self.opts.k3s_version);
+        let path = generation::write(&root.join("nix/store"), &settings)?;
+        generation::install_first(&root, &path)?;
+        {
+            let mut rt = lock(&self.runtime);
+            let r = rt.entry(host).or_default();
+            *r = HostRuntime {
+                generation: Some(path),
+                settings: Some(settings),
+                activated_ms: Some(self.now_ms()),
+                k3s_active: false,
+                installed: true,
+                sshd: r.sshd.take(),
+            };
+        }
+        if self.opts.ssh {
+            self.start_sshd(host)?;
+            self.wait_sshd(host, Duration::from_secs(10))?;
+        }
+        if h.is_server() {
+            self.join_member(host)?;
+        }
+        lock(&self.runtime).entry(host).or_default().k3s_active = true;
+        Ok(())
+    }
+
+    /// A k3s server joining: the first one starts a cluster of one; the next ones are
+    /// added through a running member (`member add`) and start with the members it names.
+    fn join_member(&self, host: usize) -> Result<(), LabError> {
+        self.stop_member(host);
+        let h = &self.plan.hosts[host];
+        let data = self.dir.join("etcd").join(&h.name);
+        if let Err(e) = std::fs::remove_dir_all(&data) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(LabError::io(format!("wipe {}", data.display()), e));
+            }
+        }
+        let via = self.member_statuses().into_iter().find(|m| m.host != host && m.status.is_ok()).map(|m| m.host);
+        let Some(via) = via else {
+            self.start_member(host, false, Some(format!("{}={}", h.name, h.etcd_peer_url())))?;
+            return self.wait_peer_serving(host, Duration::from_secs(10));
+        };
+        let v = &self.plan.hosts[via];
+        let (ip, peer, name) = (v.cluster_ip, h.etcd_peer_url(), h.name.clone());
+        // etcd refuses a new voting member until the members have been connected for a few
+        // seconds ("unhealthy cluster"); k3s retries its join, and so does this.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let members = loop {
+            let peer = peer.clone();
+            let r = system::in_netns(&v.ns, move || {
+                let t = Duration::from_secs(5);
+                etcd::call(ip, n3x_etcd::MEMBER_ADD, &n3x_etcd::member_add_body(std::slice::from_ref(&peer)), t)
+                    .and_then(|b| Ok(n3x_etcd::parse_added(&b)?))?;
+                Ok::<_, etcd::EtcdError>(n3x_etcd::parse_members(&etcd::call(ip, n3x_etcd::MEMBER_LIST, "{}", t)?)?)
+            })?;
+            match r {
+                Ok(m) => break m,
+                Err(e) if e.to_string().contains("unhealthy cluster") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => {
+                    return Err(LabError::Command {
+                        command: format!("etcd member add via {}", v.name),
+                        stderr: e.to_string(),
+                    });
+                }
+            }
+        };
+        let cluster: Vec<String> = members
+            .iter()
+            .filter_map(|m| {
+                let n = if m.name.is_empty() { name.clone() } else { m.name.clone() };
+                Some(format!("{n}={}", m.peer_urls.first()?))
+            })
+            .collect();
+        self.start_member(host, true, Some(cluster.join(",")))?;
+        self.wait_peer_serving(host, Duration::from_secs(10))
+    }
+}
