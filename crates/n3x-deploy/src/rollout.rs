@@ -142,12 +142,9 @@ pub fn deploy(
     let events = Mutex::new(events);
     let selected = spec.select(names)?;
 
-    let existing = journal::load(&opts.journal)?.filter(|r| r.finished.is_none());
+    // A plan reads no journal: it changes nothing, whatever is in flight.
+    let existing = if opts.plan_only { None } else { journal::load(&opts.journal)?.filter(|r| r.finished.is_none()) };
     let resumed = match (opts.resume, existing) {
-        (_, Some(r)) if opts.plan_only => {
-            let _ = r;
-            None
-        }
         (false, Some(_)) => {
             return Err(DeployError::Unfinished { cluster: spec.name.clone(), journal: opts.journal.clone() }.into());
         }
