@@ -251,6 +251,13 @@ mod tests {
         spec.hosts.iter().map(|h| (h.name.clone(), format!("/nix/store/{generation}-{}", h.name))).collect()
     }
 
+    /// Every server changes; n100-1 leads.
+    fn servers_changed(spec: &ClusterSpec, strategy: Strategy) -> Plan {
+        let servers: Vec<&HostSpec> = spec.servers().collect();
+        let (o, t) = (observed(spec, "a", "n100-1"), targets(spec, "b"));
+        plan(spec, &servers, &o, &t, Goal::Switch, strategy, 1).unwrap()
+    }
+
     #[test]
     fn followers_first_the_leader_last_then_agents_in_batches() {
         let spec = reference();
@@ -334,17 +341,7 @@ mod tests {
     #[test]
     fn all_at_once_is_one_batch_without_a_transfer() {
         let spec = reference();
-        let servers: Vec<&HostSpec> = spec.servers().collect();
-        let p = plan(
-            &spec,
-            &servers,
-            &observed(&spec, "a", "n100-1"),
-            &targets(&spec, "b"),
-            Goal::Switch,
-            Strategy::AllAtOnce,
-            1,
-        )
-        .unwrap();
+        let p = servers_changed(&spec, Strategy::AllAtOnce);
         assert_eq!(p.batches().len(), 1);
         assert_eq!(p.batches()[0].len(), 3);
         assert_eq!(p.transfer, None);
@@ -369,17 +366,7 @@ mod tests {
     #[test]
     fn the_transfer_target_is_a_healthy_updated_follower() {
         let spec = reference();
-        let servers: Vec<&HostSpec> = spec.servers().collect();
-        let p = plan(
-            &spec,
-            &servers,
-            &observed(&spec, "a", "n100-1"),
-            &targets(&spec, "b"),
-            Goal::Switch,
-            Strategy::Rolling,
-            1,
-        )
-        .unwrap();
+        let p = servers_changed(&spec, Strategy::Rolling);
         let names: Vec<String> = spec.servers().map(|s| s.name.clone()).collect();
         let done = vec!["n100-2".to_string(), "n100-3".to_string()];
         assert_eq!(transfer_target(&p.hosts, &names, "n100-1", &done, |_| true), Some("n100-2"));
