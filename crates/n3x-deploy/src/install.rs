@@ -37,6 +37,28 @@ pub struct InstallOptions {
     pub gate_interval: Duration,
 }
 
+impl InstallOptions {
+    /// nixos-anywhere from PATH; 30 s per remote command, 30 min per host, gates every 2 s.
+    pub fn new(flake: String, extra_files: ExtraFiles, known_hosts: PathBuf) -> InstallOptions {
+        InstallOptions {
+            program: vec!["nixos-anywhere".into()],
+            flake,
+            extra_files,
+            known_hosts,
+            dry_run: false,
+            command_timeout: Duration::from_secs(30),
+            host_timeout: Duration::from_secs(1800),
+            gate_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The user's known_hosts, where `ssh` looks: `~/.ssh/known_hosts`. `env` is
+/// `std::env::var_os` in the binary.
+pub fn default_known_hosts(env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
+    env("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".ssh/known_hosts"))
+}
+
 /// The hosts in install order: the init server, the other servers, then the agents (each
 /// group in name order, as the user listed them otherwise).
 pub fn order<'a>(selected: &[&'a HostSpec]) -> Vec<&'a HostSpec> {
@@ -242,6 +264,14 @@ mod tests {
     }
 
     #[test]
+    fn known_hosts_are_the_users() {
+        let home = |v: &'static str| move |k: &str| (k == "HOME").then(|| std::ffi::OsString::from(v));
+        assert_eq!(default_known_hosts(&home("/h")), Some(PathBuf::from("/h/.ssh/known_hosts")));
+        assert_eq!(default_known_hosts(&home("")), None);
+        assert_eq!(default_known_hosts(&|_| None), None);
+    }
+
+    #[test]
     fn install_order_is_init_then_servers_then_agents() {
         let spec = crate::testing::reference();
         let picked: Vec<&HostSpec> =
@@ -274,16 +304,12 @@ mod tests {
         let f = n3x_remote::fake::Fake::new();
         let d = tempfile::tempdir().unwrap();
         let root = d.path().to_path_buf();
-        let opts = InstallOptions {
-            program: vec!["/bin/false".into()],
-            flake: ".".into(),
-            extra_files: std::sync::Arc::new(move |h: &str| Some(root.join(h))),
-            known_hosts: d.path().join("known_hosts"),
-            dry_run: false,
-            command_timeout: Duration::from_secs(1),
-            host_timeout: Duration::from_secs(1),
-            gate_interval: Duration::from_millis(10),
-        };
+        let mut opts = InstallOptions::new(
+            ".".into(),
+            std::sync::Arc::new(move |h: &str| Some(root.join(h))),
+            d.path().join("known_hosts"),
+        );
+        opts.program = vec!["/bin/false".into()];
         let e = install(&spec, &["n100-1".into()], &f, &opts, &mut |_| {}).unwrap_err();
         assert!(matches!(e, DeployError::MissingHostKey { ref host, .. } if host == "n100-1"), "{e}");
         assert!(e.help().contains("n3x secrets add-host n100-1 --generate"));

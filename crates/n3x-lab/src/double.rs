@@ -373,8 +373,7 @@ pub fn install_record(lab_dir: &Path, host: &str) -> PathBuf {
 /// The lab whose host has address `ip`: (lab directory, host name).
 fn lab_of(ip: &str) -> Option<(PathBuf, String)> {
     for e in std::fs::read_dir(crate::plan::STATE_ROOT).ok()?.flatten() {
-        let Ok(bytes) = std::fs::read(e.path().join(crate::supervisor::OPTIONS_FILE)) else { continue };
-        let Ok(o) = serde_json::from_slice::<crate::supervisor::LabOptions>(&bytes) else { continue };
+        let Ok(o) = crate::supervisor::LabOptions::read(&e.path()) else { continue };
         if let Some(h) = o.plan.inventory_hosts().find(|h| h.cluster_ip.to_string() == ip) {
             return Some((e.path(), h.name.clone()));
         }

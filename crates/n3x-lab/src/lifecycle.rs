@@ -281,8 +281,7 @@ fn restore_sysctls(sys: &dyn System, root: &Path, cluster: &str, recs: &[SysctlR
 
 /// The plan a lab was built with, as its `up` recorded it (None if it never got that far).
 pub fn recorded_plan(root: &Path, cluster: &str) -> Option<LabPlan> {
-    let bytes = std::fs::read(root.join(cluster).join(OPTIONS_FILE)).ok()?;
-    serde_json::from_slice::<LabOptions>(&bytes).ok().map(|o| o.plan)
+    LabOptions::read(&root.join(cluster)).ok().map(|o| o.plan)
 }
 
 /// The clusters that have a lab record under `root` (up, or crashed and not yet removed).

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use n3x_deploy::install::{ExtraFiles, InstallOptions};
 use n3x_deploy::{Builder, ClusterSpec, DeployError, HostSpec};
 use n3x_model::Resolved;
 use n3x_remote::{Ssh, SshOptions};
@@ -18,7 +19,7 @@ use crate::error::LabError;
 use crate::generation::{self, Fault, Settings};
 use crate::hostroot::SshFiles;
 use crate::plan::{EtcdTimings, LabPlan};
-use crate::supervisor::{LabOptions, OPTIONS_FILE};
+use crate::supervisor::LabOptions;
 
 /// A running lab, ready to be deployed to.
 #[derive(Clone, Debug)]
@@ -40,12 +41,7 @@ impl Rehearsal {
     /// lab's cluster with the same hosts at the same addresses (a lab deploy changes
     /// settings, not the machines).
     pub fn open(dir: &Path, resolved: Option<&Resolved>) -> Result<Rehearsal, LabError> {
-        let path = dir.join(OPTIONS_FILE);
-        let opts: LabOptions =
-            std::fs::read(&path).map_err(|e| LabError::io(format!("read {}", path.display()), e)).and_then(|b| {
-                serde_json::from_slice(&b)
-                    .map_err(|e| LabError::BadOptions { path: path.clone(), message: e.to_string() })
-            })?;
+        let opts = LabOptions::read(dir)?;
         let plan = opts.plan;
         let operator = match (opts.ssh, plan.operator()) {
             (true, Some(op)) => op.ns.clone(),
@@ -119,13 +115,18 @@ impl Rehearsal {
         LabBuilder { dir: self.dir.clone(), settings }
     }
 
-    /// The nixos-anywhere the install runs in a rehearsal: its named double.
-    pub fn nixos_anywhere(&self) -> Vec<String> {
-        vec![self.dir.join("bin/n3x").display().to_string(), "lab".into(), "double".into(), "nixos-anywhere".into()]
-    }
-
-    pub fn known_hosts(&self) -> PathBuf {
-        SshFiles::of(&self.dir).known_hosts()
+    /// How an install rehearses here: nixos-anywhere's named double, the lab's known_hosts,
+    /// gates every 200 ms (the lab answers in milliseconds).
+    pub fn install_options(&self, flake: String, extra_files: ExtraFiles) -> InstallOptions {
+        let mut o = InstallOptions::new(flake, extra_files, SshFiles::of(&self.dir).known_hosts());
+        o.program = vec![
+            self.dir.join("bin/n3x").display().to_string(),
+            "lab".into(),
+            "double".into(),
+            "nixos-anywhere".into(),
+        ];
+        o.gate_interval = Duration::from_millis(200);
+        o
     }
 
     pub fn journal(&self) -> PathBuf {

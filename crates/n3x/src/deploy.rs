@@ -1,12 +1,11 @@
 //! `n3x deploy` and `n3x install`: pick the transport and the builder (the real `ssh` and
 //! `nix`, or the running lab's), call `n3x-deploy`, render its report.
 
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use n3x_deploy::install::{InstallOptions, Installed};
+use n3x_deploy::install::{ExtraFiles, InstallOptions, Installed};
 use n3x_deploy::plan::{Class, Goal};
 use n3x_deploy::rollout::{self, Options, Report};
 use n3x_deploy::{Builder, ClusterSpec, DeployError, Event, NixBuilder};
@@ -213,31 +212,23 @@ fn render(r: &Report, json: bool, error: Option<&DeployError>) {
 pub fn install(a: &InstallArgs) -> Result<u8, Error> {
     let (t, resolved) = target(&a.inventory, a.lab, a.cluster.as_ref())?;
     let cluster = resolved.cluster.name.clone();
-    let known_hosts = match (&a.known_hosts, &t.lab) {
-        (Some(k), _) => k.clone(),
-        (None, Some(lab)) => lab.known_hosts(),
+    let extra_files: ExtraFiles =
+        Arc::new(move |h: &str| n3x_secrets::locations::extra_files(&|k| std::env::var_os(k), &cluster, h));
+    let mut opts = match (&t.lab, &a.known_hosts) {
+        (Some(lab), _) => lab.install_options(a.flake.clone(), extra_files),
+        (None, Some(k)) => InstallOptions::new(a.flake.clone(), extra_files, k.clone()),
         (None, None) => {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh/known_hosts")).ok_or_else(|| {
+            let k = n3x_deploy::install::default_known_hosts(&|k| std::env::var_os(k)).ok_or_else(|| {
                 usage("$HOME is not set, so there is no ~/.ssh/known_hosts".into(), "pass `--known-hosts FILE`")
-            })?
+            })?;
+            InstallOptions::new(a.flake.clone(), extra_files, k)
         }
     };
-    let program = match &t.lab {
-        Some(lab) => lab.nixos_anywhere(),
-        None => vec!["nixos-anywhere".into()],
-    };
-    let opts = InstallOptions {
-        program,
-        flake: a.flake.clone(),
-        extra_files: Arc::new(move |h: &str| {
-            n3x_secrets::locations::extra_files(&|k| std::env::var_os(k), &cluster, h)
-        }),
-        known_hosts,
-        dry_run: a.dry_run,
-        command_timeout: Duration::from_secs(30),
-        host_timeout: Duration::from_secs(a.timeout),
-        gate_interval: Duration::from_millis(if t.lab.is_some() { 200 } else { 2000 }),
-    };
+    if let Some(k) = &a.known_hosts {
+        opts.known_hosts = k.clone();
+    }
+    opts.dry_run = a.dry_run;
+    opts.host_timeout = Duration::from_secs(a.timeout);
     let progress = Mutex::new(Progress::new());
     let mut events = progress_events(&progress);
     let done = n3x_deploy::install::install(&t.spec, &a.hosts, t.remote.as_ref(), &opts, &mut events);

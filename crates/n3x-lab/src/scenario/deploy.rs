@@ -10,7 +10,7 @@ use n3x_deploy::plan::Strategy;
 use n3x_deploy::rollout::{self, Halt, Options, Report};
 use n3x_deploy::{DeployError, Event, Outcome, Phase};
 
-use super::kit::{Ctx, Run, at, status, verify, wait_for, writes};
+use super::kit::{Ctx, Run, agents, at, server_names, status, verify, wait_for, writes};
 use crate::control::{LabStatus, Request};
 use crate::error::LabError;
 use crate::generation::{Fault, Settings};
@@ -98,12 +98,7 @@ fn deploy(
     tune: impl FnOnce(&mut Options),
     on_event: &mut (dyn FnMut(&Event) + Send),
 ) -> Result<Deployed, LabError> {
-    let mut opts = Options::new(lab.journal());
-    opts.owner = format!("n3x lab run ({})", std::process::id());
-    opts.confirm_timeout = Duration::from_secs(30);
-    opts.command_timeout = Duration::from_secs(10);
-    opts.gate_interval = Duration::from_millis(200);
-    opts.agents_at_once = 2;
+    let mut opts = options(lab);
     tune(&mut opts);
     let builder = lab.builder(targets);
     let from_ms = status(ctx.dir)?.now_ms;
@@ -159,10 +154,21 @@ fn deploy(
     Ok(Deployed { result, from_ms, to_ms, min_healthy, servers, samples })
 }
 
+/// How the scenarios deploy: the lab's journal, short timeouts (the lab answers in
+/// milliseconds), gates checked every 200 ms, the agents two at a time.
+fn options(lab: &Rehearsal) -> Options {
+    let mut opts = Options::new(lab.journal());
+    opts.owner = format!("n3x lab run ({})", std::process::id());
+    opts.confirm_timeout = Duration::from_secs(30);
+    opts.command_timeout = Duration::from_secs(10);
+    opts.gate_interval = Duration::from_millis(200);
+    opts.agents_at_once = 2;
+    opts
+}
+
 /// Drops whatever a failed scenario left: the lock on the cluster and the journal.
 fn cleanup(lab: &Rehearsal) {
-    let opts = Options::new(lab.journal());
-    let _ = rollout::unlock(&lab.spec, &lab.ssh, &opts);
+    let _ = rollout::unlock(&lab.spec, &lab.ssh, &options(lab));
 }
 
 pub(super) fn run(name: &str, ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
@@ -181,10 +187,6 @@ pub(super) fn run(name: &str, ctx: &mut Ctx, run: &mut Run) -> Result<(), LabErr
         cleanup(&lab);
     }
     r
-}
-
-fn agents(ctx: &Ctx) -> Vec<String> {
-    ctx.plan.agents.iter().map(|&a| ctx.plan.hosts[a].name.clone()).collect()
 }
 
 fn report_gap(ctx: &Ctx, run: &mut Run, d: &Deployed) -> Result<(), LabError> {
@@ -246,7 +248,7 @@ fn rolling(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal, transfer: bool) -> Res
 fn all_at_once(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal) -> Result<(), LabError> {
     let before = status(ctx.dir)?;
     let targets = changed(&current(&before), ctx);
-    let servers: Vec<String> = ctx.plan.servers.iter().map(|&s| ctx.plan.hosts[s].name.clone()).collect();
+    let servers = server_names(ctx);
     let d = deploy(
         ctx,
         lab,
@@ -272,10 +274,8 @@ fn all_at_once(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal) -> Result<(), LabE
 /// The first follower in the rollout: the first server by name that is not the leader.
 fn first_follower(s: &LabStatus, ctx: &Ctx) -> Result<String, LabError> {
     let leader = s.leader.clone().ok_or_else(|| LabError::NoLeader { action: "deploy around".into() })?;
-    ctx.plan
-        .servers
-        .iter()
-        .map(|&i| ctx.plan.hosts[i].name.clone())
+    server_names(ctx)
+        .into_iter()
         .find(|n| *n != leader)
         .ok_or_else(|| LabError::NoLeader { action: "find a follower".into() })
 }
@@ -403,11 +403,9 @@ fn deploy_cut(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal) -> Result<(), LabEr
     // The deploy is unfinished (the deployer lost the host): resuming sees the guard's
     // rollback, records it, and frees the cluster.
     (ctx.on_step)("resuming the deploy");
-    let mut opts = Options::new(lab.journal());
+    let mut opts = options(lab);
     opts.resume = true;
     opts.confirm_timeout = confirm;
-    opts.command_timeout = Duration::from_secs(10);
-    opts.gate_interval = Duration::from_millis(200);
     let builder = lab.builder(BTreeMap::new());
     let resumed = rollout::deploy(&lab.spec, std::slice::from_ref(&victim), &lab.ssh, &builder, &opts, &mut |_| {});
     match resumed {

@@ -13,6 +13,14 @@ use crate::plan::LabRole;
 use crate::state::{ProcessRecord, lock};
 use crate::{etcd, system};
 
+/// Removes `dir` and everything in it; one that does not exist is already wiped.
+fn wipe(dir: &Path) -> Result<(), LabError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LabError::io(format!("wipe {}", dir.display()), e)),
+        _ => Ok(()),
+    }
+}
+
 /// The hosts as the NixOS test double runs them: their roots and sshd, their generation,
 /// activation (`switch-to-configuration`) and installation (`nixos-anywhere`).
 impl Supervisor {
@@ -143,10 +151,6 @@ impl Supervisor {
         let _one_at_a_time = lock(&self.host_locks[host]);
         let h = &self.plan.hosts[host];
         let root = generation::host_root(&self.dir, &h.name);
-        let wipe = |d: &Path| match std::fs::remove_dir_all(d) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LabError::io(format!("wipe {}", d.display()), e)),
-            _ => Ok(()),
-        };
         wipe(&root.join("nix/var/nix/profiles"))?;
         wipe(&root.join("var/lib"))?;
         if let Some(k) = host_key {
@@ -184,11 +188,7 @@ impl Supervisor {
         self.stop_member(host);
         let h = &self.plan.hosts[host];
         let data = self.dir.join("etcd").join(&h.name);
-        if let Err(e) = std::fs::remove_dir_all(&data) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(LabError::io(format!("wipe {}", data.display()), e));
-            }
-        }
+        wipe(&data)?;
         let via = self.member_statuses().into_iter().find(|m| m.host != host && m.status.is_ok()).map(|m| m.host);
         let Some(via) = via else {
             self.start_member(host, false, Some(format!("{}={}", h.name, h.etcd_peer_url())))?;

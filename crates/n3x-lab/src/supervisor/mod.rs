@@ -49,6 +49,15 @@ pub struct LabOptions {
 
 pub const OPTIONS_FILE: &str = "options.json";
 
+impl LabOptions {
+    /// The options `up` recorded in the lab directory `dir`.
+    pub fn read(dir: &Path) -> Result<LabOptions, LabError> {
+        let path = dir.join(OPTIONS_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| LabError::io(format!("read {}", path.display()), e))?;
+        serde_json::from_slice(&bytes).map_err(|e| LabError::BadOptions { path, message: e.to_string() })
+    }
+}
+
 /// A progress event, one JSON line on the supervisor's stdout while `up` listens.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
@@ -254,12 +263,7 @@ fn build(
     store.state.supervisor = ProcessRecord::of(me, "supervisor");
     store.save()?;
 
-    let options = dir.join(OPTIONS_FILE);
-    let opts: LabOptions =
-        std::fs::read(&options).map_err(|e| LabError::io(format!("read {}", options.display()), e)).and_then(|b| {
-            serde_json::from_slice(&b)
-                .map_err(|e| LabError::BadOptions { path: options.clone(), message: e.to_string() })
-        })?;
+    let opts = LabOptions::read(dir)?;
     let plan = Arc::new(opts.plan.clone());
     store.state.fabric = Some(opts.fabric);
     store.save()?;
