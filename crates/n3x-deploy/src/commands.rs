@@ -104,6 +104,74 @@ pub fn snapshot(name: &str, t: Duration) -> Command {
     cmd(["k3s", "etcd-snapshot", "save", "--name", name], t)
 }
 
+/// Where k3s keeps its etcd snapshots, its server token and its TLS certificates.
+pub const SNAPSHOT_DIR: &str = "/var/lib/rancher/k3s/server/db/snapshots";
+pub const TOKEN_FILE: &str = "/var/lib/rancher/k3s/server/token";
+pub const DB_DIR: &str = "/var/lib/rancher/k3s/server/db";
+pub const TLS_DIR: &str = "/var/lib/rancher/k3s/server/tls";
+/// Where a restore puts the snapshot and the token it needs on the init server (0700),
+/// removed when the restore ends.
+pub const RESTORE_DIR: &str = "/var/lib/n3x/restore";
+
+/// k3s's snapshots, newest first (`k3s etcd-snapshot save --name N` writes `N-<node>-<time>`).
+pub fn snapshot_files(t: Duration) -> Command {
+    cmd(["ls", "-1t", SNAPSHOT_DIR], t)
+}
+
+/// A file's bytes as one line of base64 (the transport carries text).
+pub fn read_base64(path: &str, t: Duration) -> Command {
+    cmd(["base64", "-w0", path], t)
+}
+
+/// The server token k3s was started with (a restore needs the same one).
+pub fn read_token(t: Duration) -> Command {
+    cmd(["cat", TOKEN_FILE], t)
+}
+
+/// Every k3s server certificate, concatenated (their expiry is read here, not there).
+pub fn read_certs(t: Duration) -> Command {
+    cmd(["sh", "-c", &format!("cat {TLS_DIR}/*.crt")], t)
+}
+
+/// Writes standard input to `name` in [`RESTORE_DIR`], readable by root only.
+pub fn upload(name: &str, t: Duration) -> Command {
+    cmd(["sh", "-c", &format!("umask 077 && mkdir -p {RESTORE_DIR} && cat > {RESTORE_DIR}/{name}")], t)
+}
+
+pub fn restore_cleanup(t: Duration) -> Command {
+    cmd(["rm", "-rf", RESTORE_DIR], t)
+}
+
+pub fn k3s_stop(t: Duration) -> Command {
+    cmd(["systemctl", "stop", "k3s"], t)
+}
+
+pub fn k3s_start(t: Duration) -> Command {
+    cmd(["systemctl", "start", "k3s"], t)
+}
+
+/// k3s's restore: a cluster of one member from `snapshot`, with the token it was taken
+/// with (from a file: a token in an argv is visible to every user of the host). k3s
+/// exits when done; the unit then starts normally.
+pub fn cluster_reset(snapshot: &str, token_file: &str, t: Duration) -> Command {
+    Command::new(
+        [
+            "k3s".to_owned(),
+            "server".to_owned(),
+            "--cluster-reset".to_owned(),
+            format!("--cluster-reset-restore-path={snapshot}"),
+            format!("--token-file={token_file}"),
+        ],
+        t,
+    )
+}
+
+/// A server's etcd data (and its local snapshots), removed so it joins the restored
+/// cluster as a new member.
+pub fn wipe_db(t: Duration) -> Command {
+    cmd(["rm", "-rf", DB_DIR], t)
+}
+
 /// A call to the host's own etcd member with k3s's client certificate; the body goes on
 /// standard input.
 pub fn etcd(path: &str, body: &str, t: Duration) -> Command {
@@ -173,6 +241,16 @@ mod tests {
             lock_take("{}", t),
             lock_owner(t),
             lock_release(t),
+            snapshot_files(t),
+            read_base64("/var/lib/rancher/k3s/server/db/snapshots/n3x-1-n100-1-1795791447", t),
+            read_token(t),
+            read_certs(t),
+            upload("snapshot.db", t),
+            restore_cleanup(t),
+            k3s_stop(t),
+            k3s_start(t),
+            cluster_reset("/var/lib/n3x/restore/snapshot.db", "/var/lib/n3x/restore/token", t),
+            wipe_db(t),
         ]
         .iter()
         .map(|c| c.display())

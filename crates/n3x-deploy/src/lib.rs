@@ -139,8 +139,10 @@ pub enum Event {
 
 pub type Events<'a> = &'a mut (dyn FnMut(Event) + Send);
 
-#[cfg(test)]
-pub(crate) mod testing {
+/// Fakes of a healthy reference cluster, for this crate's tests and its users' (feature
+/// `testing`).
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
     use n3x_remote::fake::{self, Fake};
 
     use super::*;

@@ -1,9 +1,12 @@
 //! etcd's v3 JSON gateway (the HTTP face of its gRPC API): the paths, the request bodies
-//! and the parsing of answers. Pure: the lab sends these over HTTP from inside a
+//! and the parsing of answers, all pure: the lab sends these over HTTP from inside a
 //! namespace, the deployer over SSH with `curl` on the host, and both read the answers
-//! with the same code.
+//! with the same code. [`http`] is the small blocking client the lab and `backup verify`
+//! use where they reach a member directly.
 //!
 //! The gateway encodes 64-bit integers as strings and keys and values as base64.
+
+pub mod http;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -21,6 +24,7 @@ pub const MOVE_LEADER: &str = "/v3/maintenance/transfer-leadership";
 pub const MEMBER_LIST: &str = "/v3/cluster/member/list";
 pub const MEMBER_ADD: &str = "/v3/cluster/member/add";
 pub const MEMBER_REMOVE: &str = "/v3/cluster/member/remove";
+pub const SNAPSHOT: &str = "/v3/maintenance/snapshot";
 
 /// An answer that is not what was asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,6 +169,76 @@ pub fn parse_range(body: &str) -> Result<Vec<(String, String)>, DecodeError> {
         .unwrap_or_default())
 }
 
+/// One page of a range over raw keys: each key and value as bytes, whether etcd has more
+/// after them, and the store's revision the read saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RangePage {
+    pub kvs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub more: bool,
+    pub revision: u64,
+}
+
+pub fn parse_range_page(body: &str) -> Result<RangePage, DecodeError> {
+    let v = parse(body)?;
+    let bytes = |x: &Value, what: &str| -> Result<Vec<u8>, DecodeError> {
+        match x.as_str() {
+            None => Ok(Vec::new()),
+            Some(s) => B64.decode(s).map_err(|e| DecodeError(format!("a {what} is not base64: {e}"))),
+        }
+    };
+    let mut kvs = Vec::new();
+    for kv in v["kvs"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        kvs.push((bytes(&kv["key"], "key")?, bytes(&kv["value"], "value")?));
+    }
+    Ok(RangePage { kvs, more: v["more"].as_bool().unwrap_or(false), revision: int(&v["header"]["revision"]) })
+}
+
+/// A page of every key from `from` on (inclusive; `b"\0"` for the start of the keyspace),
+/// at most `limit` keys, in key order. With `revision` > 0 the read is at that revision, so
+/// every page of one listing sees the same store.
+pub fn range_from_body(from: &[u8], limit: u64, revision: u64) -> String {
+    let mut v = json!({"key": B64.encode(from), "range_end": B64.encode([0u8]), "limit": limit.to_string()});
+    if revision > 0 {
+        v["revision"] = json!(revision.to_string());
+    }
+    v.to_string()
+}
+
+/// The key right after `key` in etcd's order (for the next page).
+pub fn next_key(key: &[u8]) -> Vec<u8> {
+    let mut k = key.to_vec();
+    k.push(0);
+    k
+}
+
+/// The snapshot bytes of a `/v3/maintenance/snapshot` answer: the gateway streams one JSON
+/// object per chunk (`{"result":{"blob":...,"remaining_bytes":...}}`), or an error object.
+/// The bytes are what `etcdctl snapshot save` writes: the database with its sha256 at the end.
+pub fn parse_snapshot_stream(body: &str) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::new();
+    let mut chunks = 0usize;
+    let mut last_remaining = None;
+    for line in body.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let v: Value = serde_json::from_str(line).map_err(|e| DecodeError(format!("not a snapshot stream: {e}")))?;
+        if let Some(e) = v.get("error") {
+            let msg = e.get("message").and_then(Value::as_str).map_or_else(|| e.to_string(), str::to_owned);
+            return Err(DecodeError(format!("etcd refused the snapshot: {msg}")));
+        }
+        let r = v.get("result").ok_or_else(|| DecodeError("not a snapshot stream: a chunk without `result`".into()))?;
+        if let Some(b) = r.get("blob").and_then(Value::as_str) {
+            out.extend(B64.decode(b).map_err(|e| DecodeError(format!("a snapshot chunk is not base64: {e}")))?);
+        }
+        last_remaining = Some(int(&r["remaining_bytes"]));
+        chunks += 1;
+    }
+    match (chunks, last_remaining) {
+        (0, _) => Err(DecodeError("an empty snapshot stream".into())),
+        (_, Some(n)) if n > 0 => Err(DecodeError(format!("the snapshot stream ended {n} bytes early"))),
+        _ if out.len() <= 32 => Err(DecodeError(format!("a snapshot of {} bytes is too short", out.len()))),
+        _ => Ok(out),
+    }
+}
+
 pub fn put_body(key: &str, value: &str) -> String {
     json!({"key": B64.encode(key), "value": B64.encode(value)}).to_string()
 }
@@ -220,6 +294,33 @@ mod tests {
             r#"{"error":"etcdserver: bad leader transferee","message":"etcdserver: bad leader transferee","code":9}"#;
         assert_eq!(parse_ok(refused), Err(DecodeError("etcd refused: etcdserver: bad leader transferee".into())));
         assert!(parse_status("curl: (7) Failed to connect").is_err());
+    }
+
+    #[test]
+    fn snapshot_streams_decode_to_bytes_and_refuse_damage() {
+        let blob = |b: &[u8], rem: u64| format!(r#"{{"result":{{"blob":"{}","remaining_bytes":"{rem}"}}}}"#, B64.encode(b));
+        let a = vec![7u8; 40];
+        let body = format!("{}\n{}\n", blob(&a[..30], 10), blob(&a[30..], 0));
+        assert_eq!(parse_snapshot_stream(&body), Ok(a.clone()));
+        // remaining_bytes is left out when zero, as etcd's gateway does.
+        let body = format!("{}\n{{\"result\":{{\"blob\":\"{}\"}}}}\n", blob(&a[..30], 10), B64.encode(&a[30..]));
+        assert_eq!(parse_snapshot_stream(&body), Ok(a.clone()));
+        assert!(parse_snapshot_stream(&blob(&a[..30], 10)).unwrap_err().0.contains("10 bytes early"));
+        assert!(parse_snapshot_stream("").is_err());
+        assert!(parse_snapshot_stream(r#"{"error":{"message":"etcdserver: no leader"}}"#).unwrap_err().0.contains("no leader"));
+        assert!(parse_snapshot_stream(&blob(b"tiny", 0)).is_err());
+    }
+
+    #[test]
+    fn range_pages_carry_bytes_more_and_revision() {
+        let body = r#"{"header":{"revision":"12"},"kvs":[{"key":"YQ==","value":"AP8="}],"more":true,"count":"3"}"#;
+        let p = parse_range_page(body).unwrap_or_default();
+        assert_eq!(p, RangePage { kvs: vec![(b"a".to_vec(), vec![0, 255])], more: true, revision: 12 });
+        assert_eq!(parse_range_page(r#"{"header":{"revision":"3"}}"#).map(|p| p.kvs.len()), Ok(0));
+        assert!(parse_range_page(r#"{"kvs":[{"key":"!!"}]}"#).is_err());
+        assert_eq!(range_from_body(b"a", 10, 0), r#"{"key":"YQ==","limit":"10","range_end":"AA=="}"#);
+        assert!(range_from_body(b"a", 10, 5).contains(r#""revision":"5""#));
+        assert_eq!(next_key(b"a"), b"a\0");
     }
 
     #[test]

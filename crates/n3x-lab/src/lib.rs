@@ -20,7 +20,7 @@ pub mod etcd;
 pub mod fabric;
 pub mod generation;
 pub mod hostroot;
-pub mod http;
+pub use n3x_etcd::http;
 pub mod lifecycle;
 pub mod plan;
 pub mod preflight;

@@ -462,7 +462,7 @@ fn parse_metadata(meta: &yaml_rust2::yaml::Hash) -> Result<Metadata, Error> {
 }
 
 /// A parsed recipient: X25519 (`age1...`) or SSH (`ssh-ed25519 ...`, `ssh-rsa ...`).
-fn parse_recipient(r: &str) -> Result<Box<dyn age::Recipient>, Error> {
+pub fn parse_recipient(r: &str) -> Result<Box<dyn age::Recipient>, Error> {
     let bad = || Error::Recipient { recipient: r.to_string() };
     if r.starts_with("age1") {
         return age::x25519::Recipient::from_str(r).map(|x| Box::new(x) as _).map_err(|_| bad());
