@@ -198,6 +198,18 @@ pub fn etcd(path: &str, body: &str, t: Duration) -> Command {
     .stdin(body.as_bytes().to_vec())
 }
 
+/// [`etcd`] with the body in the command line, for questions whose body is public (status,
+/// member list, alarm list), so several can share one connection (`Remote::run_all`,
+/// which takes no standard input).
+pub fn etcd_inline(path: &str, body: &str, t: Duration) -> Command {
+    let mut c = etcd(path, body, t);
+    c.stdin = None;
+    if let Some(i) = c.argv.iter().position(|a| a == "@-") {
+        c.argv[i] = body.to_owned();
+    }
+    c
+}
+
 /// Takes the deploy lock, writing who holds it (stdin) into it. Fails if it is held.
 pub fn lock_take(owner_json: &str, t: Duration) -> Command {
     cmd(["sh", "-c", &format!("mkdir -p /var/lib/n3x && mkdir {LOCK_DIR} && cat > {LOCK_DIR}/owner")], t)
@@ -251,6 +263,7 @@ mod tests {
             k3s_start(t),
             cluster_reset("/var/lib/n3x/restore/snapshot.db", "/var/lib/n3x/restore/token", t),
             wipe_db(t),
+            etcd_inline(n3x_etcd::STATUS, "{}", Duration::from_secs(5)),
         ]
         .iter()
         .map(|c| c.display())

@@ -60,6 +60,22 @@ pub enum Request {
         host: String,
         host_key: Option<std::path::PathBuf>,
     },
+    /// From the `systemctl start|stop k3s` double: a server's member stops, or starts (on
+    /// its data, or joining the running members when its data was wiped, as k3s does).
+    K3s {
+        host: String,
+        run: bool,
+    },
+    /// From the `k3s server --cluster-reset` double: `host`'s member data becomes a cluster
+    /// of one restored from `snapshot` (a path in the host's root).
+    ClusterReset {
+        host: String,
+        snapshot: String,
+    },
+    /// A disaster: the server's member is killed and its data wiped.
+    Destroy {
+        host: String,
+    },
     Shutdown,
 }
 
@@ -149,6 +165,10 @@ impl Request {
             Request::Verify { .. } => "verify",
             Request::Activate { .. } => "activate",
             Request::Install { .. } => "install",
+            Request::K3s { run: true, .. } => "k3s-start",
+            Request::K3s { run: false, .. } => "k3s-stop",
+            Request::ClusterReset { .. } => "cluster-reset",
+            Request::Destroy { .. } => "destroy",
             Request::Shutdown => "shutdown",
         }
     }

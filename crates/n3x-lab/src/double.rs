@@ -8,7 +8,9 @@
 //! | `switch-to-configuration` | NixOS's activation | `/run/current-system`; the supervisor restarts the host's etcd with the generation's timings |
 //! | `systemd-run --unit --on-active` | a transient timer | a detached process that runs the command unless stopped |
 //! | `systemctl stop/is-active` | systemd | those processes; k3s's state from the supervisor |
-//! | `k3s kubectl get nodes`, `k3s --version`, `k3s etcd-snapshot save` | k3s | the lab's status; the host's etcd member |
+//! | `systemctl start/stop k3s` | k3s's unit | the supervisor starts or stops the server's etcd member (a wiped one joins as new) |
+//! | `k3s kubectl get nodes`, `k3s --version`, `k3s etcd-snapshot save` | k3s | the lab's status; the host's etcd member (a real snapshot, named `NAME-<node>-<time>` as k3s names it) |
+//! | `k3s server --cluster-reset --cluster-reset-restore-path=F --token-file=T` | k3s's restore | checks the token is the lab's; the supervisor restores the member's data from `F` with `etcdctl snapshot restore` |
 //! | `curl ... https://127.0.0.1:2379/...` | k3s's etcd client (TLS) | the member's plain HTTP on the host's loopback |
 //! | `nixos-anywhere` (operator side) | the installer | records argv and extra files; the supervisor installs the host |
 //!
@@ -243,7 +245,15 @@ fn systemctl(args: &[String]) -> Res {
     let (Some(verb), units) = (args.first(), args.get(1..).unwrap_or_default()) else {
         return Err((2, "usage: systemctl VERB UNIT...".into()));
     };
+    let k3s_unit = |u: &String| u == "k3s" || u == "k3s.service";
     match verb.as_str() {
+        "start" | "stop" if units.len() == 1 && k3s_unit(&units[0]) => {
+            let me = me().map_err(fail)?;
+            lab_call(&Request::K3s { host: me.host, run: verb == "start" }, Duration::from_secs(120)).map_err(|e| {
+                fail(format!("Job for k3s.service failed: {e}"))
+            })?;
+            Ok(0)
+        }
         "stop" => {
             for u in units {
                 let f = unit_file(u);
@@ -310,17 +320,41 @@ fn k3s(args: &[String]) -> Res {
             Ok(0)
         }
         ["etcd-snapshot", "save", "--name", name] => {
-            let dir = Path::new("/var/lib/rancher/k3s/server/db/snapshots");
+            let dir = Path::new(n3x_deploy::commands::SNAPSHOT_DIR);
             std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], n3x_etcd::CLIENT_PORT));
-            let r = crate::http::post_json(addr, "/v3/maintenance/snapshot", "{}", Duration::from_secs(60))
+            let r = crate::http::post_json(addr, n3x_etcd::SNAPSHOT, "{}", Duration::from_secs(120))
                 .map_err(|e| fail(format!("etcd: {e}")))?;
             if r.status != 200 {
                 return Err(fail(format!("etcd answered {}", r.status)));
             }
-            let path = dir.join(name);
-            n3x_fs::write(&path, r.body.as_bytes(), Some(0o600)).map_err(|e| fail(e.to_string()))?;
-            println!("Snapshot {name} saved at {}", path.display());
+            let bytes = n3x_etcd::parse_snapshot_stream(&r.body).map_err(|e| fail(e.0))?;
+            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let file = format!("{name}-{}-{secs}", me.host);
+            let path = dir.join(&file);
+            n3x_fs::write(&path, &bytes, Some(0o600)).map_err(|e| fail(e.to_string()))?;
+            eprintln!("Snapshot {file} saved.");
+            Ok(0)
+        }
+        ["server", rest @ ..] if rest.contains(&"--cluster-reset") => {
+            let path = rest.iter().find_map(|a| a.strip_prefix("--cluster-reset-restore-path="));
+            let token_file = rest.iter().find_map(|a| a.strip_prefix("--token-file="));
+            let (Some(path), Some(token_file)) = (path, token_file) else {
+                return Err(fail("only `--cluster-reset --cluster-reset-restore-path=F --token-file=T` is emulated"));
+            };
+            if rest.iter().any(|a| a.starts_with("--token=") || *a == "--token") {
+                return Err(fail("a token in an argv is refused here: pass --token-file"));
+            }
+            let given = std::fs::read_to_string(token_file).map_err(|e| fail(format!("{token_file}: {e}")))?;
+            let lab = std::fs::read_to_string(Path::new(LAB_MOUNT).join(crate::hostroot::LAB_TOKEN))
+                .map_err(|e| fail(format!("the lab's token: {e}")))?;
+            if given.trim() != lab.trim() {
+                // What k3s says when the token cannot decrypt the snapshot's bootstrap data.
+                return Err(fail("starting kubernetes: preparing server: bootstrap data already found and encrypted with different token"));
+            }
+            lab_call(&Request::ClusterReset { host: me.host.clone(), snapshot: path.to_owned() }, Duration::from_secs(120))
+                .map_err(fail)?;
+            eprintln!("Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. Backup and delete ${{datadir}}/server/db on each peer etcd server and rejoin the nodes");
             Ok(0)
         }
         _ => Err(fail(format!("`k3s {}` is not emulated", args.join(" ")))),
@@ -340,8 +374,12 @@ fn curl(args: &[String]) -> Res {
     }
     let secs: u64 = opt(args, "--max-time").and_then(|v| v.parse().ok()).unwrap_or(30);
     let mut body = String::new();
-    if opt(args, "--data-binary").as_deref() == Some("@-") {
-        std::io::stdin().read_to_string(&mut body).map_err(|e| fail(e.to_string()))?;
+    match opt(args, "--data-binary") {
+        Some(v) if v == "@-" => {
+            std::io::stdin().read_to_string(&mut body).map_err(|e| fail(e.to_string()))?;
+        }
+        Some(v) => body = v,
+        None => {}
     }
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], n3x_etcd::CLIENT_PORT));
     match crate::http::post_json(addr, &path, &body, Duration::from_secs(secs)) {

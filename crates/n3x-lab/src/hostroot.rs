@@ -26,6 +26,52 @@ pub const SSHD: &str = "/usr/sbin/sshd";
 pub const SESSION_PATH: &str = "/run/current-system/sw/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Inside a host root: who the host is (read by the doubles).
 pub const HOST_FILE: &str = "run/n3x-lab-host.json";
+/// A server's etcd data and k3s server token, where k3s keeps them (in the host's root).
+pub const ETCD_DATA: &str = "var/lib/rancher/k3s/server/db/etcd";
+pub const SERVER_TOKEN: &str = "var/lib/rancher/k3s/server/token";
+/// The lab's k3s server token (what `k3s server --cluster-reset` must be given back), and
+/// the age identity the lab's backups are encrypted to, in the lab's directory.
+pub const LAB_TOKEN: &str = "k3s-token";
+pub const BACKUP_KEY: &str = "backup/age-key.txt";
+
+/// The lab's k3s server token, made on first use: k3s's format (`K10<ca hash>::server:<secret>`).
+pub fn lab_token(lab_dir: &Path) -> Result<String, LabError> {
+    let path = lab_dir.join(LAB_TOKEN);
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(t.trim().to_owned());
+    }
+    let hash = n3x_secrets::generate_token();
+    let secret = n3x_secrets::generate_token();
+    let token = format!("K10{}::server:{}", hash.as_str(), &secret[..32]);
+    n3x_fs::write(&path, format!("{token}\n").as_bytes(), Some(0o600)).map_err(io(format!("write {}", path.display())))?;
+    Ok(token)
+}
+
+/// Puts the lab's token where k3s keeps it on server `host`.
+pub fn write_server_token(lab_dir: &Path, host: &str) -> Result<(), LabError> {
+    let token = lab_token(lab_dir)?;
+    let path = generation::host_root(lab_dir, host).join(SERVER_TOKEN);
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(io(format!("create {}", d.display())))?;
+    }
+    n3x_fs::write(&path, format!("{token}\n").as_bytes(), Some(0o600)).map_err(io(format!("write {}", path.display())))
+}
+
+/// The lab's backup identity (made on first use); returns its recipient (`age1...`).
+pub fn backup_key(lab_dir: &Path) -> Result<(PathBuf, String), LabError> {
+    let path = lab_dir.join(BACKUP_KEY);
+    let recipient_of = |text: &str| {
+        text.lines().find_map(|l| l.strip_prefix("# public key: ").map(|r| r.trim().to_owned()))
+    };
+    if let Some(r) = std::fs::read_to_string(&path).ok().as_deref().and_then(recipient_of) {
+        return Ok((path, r));
+    }
+    let dir = path.parent().unwrap_or(lab_dir);
+    n3x_fs::create_dir_all(dir, 0o700).map_err(io(format!("create {}", dir.display())))?;
+    let (text, recipient) = n3x_secrets::keys::generate_age_identity("n3x lab");
+    n3x_fs::write(&path, text.as_bytes(), Some(0o600)).map_err(io(format!("write {}", path.display())))?;
+    Ok((path, recipient))
+}
 
 /// What a double needs to know about the host it runs on.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -132,6 +132,16 @@ impl Rehearsal {
     pub fn journal(&self) -> PathBuf {
         journal(&self.dir)
     }
+
+    /// Where the lab keeps its backups.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.dir.join("backups")
+    }
+
+    /// The lab's backup identity file and its recipient (made on first use).
+    pub fn backup_key(&self) -> Result<(PathBuf, String), LabError> {
+        crate::hostroot::backup_key(&self.dir)
+    }
 }
 
 /// `--lab-fault HOST=FAULT` values, checked against the lab's hosts.

@@ -99,6 +99,13 @@ fn metric_summary(s: &ScenarioResult) -> String {
         ("isolated_acked", "isolated acked"),
         ("acked_writes", "acked"),
         ("lost_writes", "lost"),
+        ("longest_write_gap_ms", "outage ms"),
+        ("snapshot_revision", "snapshot rev"),
+        ("acked_before_snapshot", "kept"),
+        ("lost_by_design", "lost by design"),
+        ("recovery_point_ms", "RPO ms"),
+        ("restore_ms", "restore ms"),
+        ("recovery_ms", "RTO ms"),
     ] {
         if let Some(v) = pick(k) {
             parts.push(format!("{label} {v}"));

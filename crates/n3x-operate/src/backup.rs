@@ -19,6 +19,14 @@ use crate::throwaway::{self, Readback, Tools};
 /// Progress lines for the renderer.
 pub type Progress<'a> = &'a mut dyn FnMut(&str);
 
+/// Where backups go by default: `$XDG_STATE_HOME/n3x/<cluster>/backups` (else
+/// `~/.local/state/...`), beside the deploy journal.
+pub fn default_dir(env: &dyn Fn(&str) -> Option<std::ffi::OsString>, cluster: &str) -> Option<PathBuf> {
+    let set = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let state = set("XDG_STATE_HOME").or_else(|| set("HOME").map(|h| h.join(".local/state")))?;
+    Some(state.join("n3x").join(cluster).join("backups"))
+}
+
 pub struct SnapshotOptions {
     pub dir: PathBuf,
     pub recipients: Vec<String>,
@@ -316,11 +324,19 @@ pub fn restore(
     for h in &others {
         run(h, commands::wipe_db(t), &mut steps)?;
     }
-    run(init, commands::k3s_start(long), &mut steps)?;
-    wait_member(ask, init, opts.start_timeout)?;
-    for h in &others {
-        run(h, commands::k3s_start(long), &mut steps)?;
+    // A start's step lasts until its member has joined.
+    let mut start = |h: &HostSpec, steps: &mut Vec<Step>| -> Result<(), OperateError> {
+        let s = Instant::now();
+        run(h, commands::k3s_start(long), steps)?;
         wait_member(ask, h, opts.start_timeout)?;
+        if let Some(step) = steps.iter_mut().rev().find(|st| st.took_ms.is_some()) {
+            step.took_ms = Some(s.elapsed().as_millis() as u64);
+        }
+        Ok(())
+    };
+    start(init, &mut steps)?;
+    for h in &others {
+        start(h, &mut steps)?;
     }
     run(init, commands::restore_cleanup(t), &mut steps)?;
     let view = ClusterView::ask(ask, spec);

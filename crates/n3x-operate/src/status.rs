@@ -11,7 +11,7 @@ use n3x_deploy::journal::Record;
 use n3x_deploy::observe::{Ask, is_member_of};
 use n3x_deploy::{ClusterSpec, DeployError, HostSpec, commands};
 use n3x_etcd::{Member, Status};
-use n3x_remote::RemoteError;
+use n3x_remote::{Output, RemoteError};
 use serde::Serialize;
 
 /// A fact about a host or the cluster.
@@ -186,18 +186,89 @@ fn unreachable_kind(e: &DeployError) -> bool {
     )
 }
 
-fn ask_host(ask: Ask<'_>, h: &HostSpec) -> HostAnswers {
-    // The first question also tells whether the host answers at all: a command that ran
-    // and failed (no /run/current-system) still proves SSH works.
-    let reach = ask.current_system(h);
-    if reach.as_ref().is_err_and(unreachable_kind) {
-        return HostAnswers { reach, booted: None, k3s: None, status: None };
+fn unexpected(h: &HostSpec, what: &str, detail: impl Into<String>) -> DeployError {
+    DeployError::Unexpected { host: h.name.clone(), what: what.into(), detail: detail.into() }
+}
+
+/// One answer of a batch: its output when it exited 0, parsed.
+fn part<T>(
+    h: &HostSpec,
+    out: Option<&Output>,
+    what: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, DeployError> {
+    match out {
+        None => Err(unexpected(h, what, "no answer (the connection broke)")),
+        Some(o) if o.status != 0 => Err(unexpected(h, what, format!("exit {}: {}", o.status, o.stderr.trim()))),
+        Some(o) => parse(&o.stdout).map_err(|d| unexpected(h, what, d)),
     }
+}
+
+fn store_path(s: &str) -> Result<String, String> {
+    match s.trim() {
+        p if p.starts_with('/') => Ok(p.to_owned()),
+        other => Err(format!("not a store path: `{other}`")),
+    }
+}
+
+/// A JSON answer, past any warning lines a tool printed before it.
+fn json_part(s: &str) -> &str {
+    s.find(['{', '[']).map_or(s, |i| &s[i..])
+}
+
+/// Every per-host question in one connection: the generations, k3s, and on servers the
+/// member's status.
+fn ask_host(ask: Ask<'_>, h: &HostSpec) -> HostAnswers {
+    let t = ask.timeout;
+    let mut cmds = vec![commands::current_system(t), commands::boot_system(t), commands::is_active("k3s", t)];
+    if h.server {
+        cmds.push(commands::etcd_inline(n3x_etcd::STATUS, &n3x_etcd::empty_body(), t));
+    }
+    let outs = match ask.remote.run_all(&h.target(), &cmds) {
+        Ok(o) => o,
+        Err(e) => {
+            let e = DeployError::remote(&h.name, "asking its status", e);
+            return HostAnswers { reach: Err(e), booted: None, k3s: None, status: None };
+        }
+    };
     HostAnswers {
-        reach,
-        booted: Some(ask.boot_system(h)),
-        k3s: Some(ask.k3s_active(h)),
-        status: h.server.then(|| ask.status(h)),
+        reach: part(h, outs.first(), "the running generation", store_path),
+        booted: Some(part(h, outs.get(1), "the boot generation", store_path)),
+        // `is-active` exits 3 for an inactive unit: its answer is the word, whatever the status.
+        k3s: Some(outs.get(2).map_or_else(|| Err(unexpected(h, "k3s", "no answer")), |o| Ok(o.stdout.trim() == "active"))),
+        status: h.server.then(|| {
+            part(h, outs.get(3), "etcd status", |s| n3x_etcd::parse_status(json_part(s)).map_err(|e| e.0))
+        }),
+    }
+}
+
+/// The cluster-wide questions, asked of one server in one connection.
+type ClusterAnswers = (
+    Result<Vec<Member>, DeployError>,
+    Result<Vec<(u64, String)>, DeployError>,
+    Result<Vec<n3x_deploy::observe::Node>, DeployError>,
+    Result<String, DeployError>,
+);
+
+fn ask_cluster(ask: Ask<'_>, via: &HostSpec) -> ClusterAnswers {
+    let t = ask.timeout;
+    let cmds = [
+        commands::etcd_inline(n3x_etcd::MEMBER_LIST, &n3x_etcd::empty_body(), t),
+        commands::etcd_inline(n3x_etcd::ALARMS, &n3x_etcd::alarm_list_body(), t),
+        commands::nodes(t),
+        commands::read_certs(t),
+    ];
+    match ask.remote.run_all(&via.target(), &cmds) {
+        Ok(o) => (
+            part(via, o.first(), "etcd member list", |s| n3x_etcd::parse_members(json_part(s)).map_err(|e| e.0)),
+            part(via, o.get(1), "etcd alarms", |s| n3x_etcd::parse_alarms(json_part(s)).map_err(|e| e.0)),
+            part(via, o.get(2), "the node list", |s| n3x_deploy::observe::parse_nodes(json_part(s))),
+            part(via, o.get(3), "the k3s certificates", |s| Ok(s.to_owned())),
+        ),
+        Err(e) => {
+            let e = || DeployError::remote(&via.name, "asking the cluster", e.clone());
+            (Err(e()), Err(e()), Err(e()), Err(e()))
+        }
     }
 }
 
@@ -234,24 +305,16 @@ pub fn collect(ask: Ask<'_>, spec: &ClusterSpec, ctx: &Context<'_>) -> Report {
     // The cluster-wide questions go to the leader, else to any server whose member answers.
     let via = leader.map(|(h, _)| *h).or_else(|| statuses.iter().find(|(_, s)| s.is_some()).map(|(h, _)| *h));
     let (members, alarms, nodes, certs) = match via {
-        Some(v) => std::thread::scope(|sc| {
-            let m = sc.spawn(|| ask.members(v));
-            let a = sc.spawn(|| ask.alarms(v));
-            let n = sc.spawn(|| ask.nodes(v));
-            let c = sc.spawn(|| ask.run(v, "reading the k3s certificates", &commands::read_certs(ask.timeout)));
-            (m.join().ok(), a.join().ok(), n.join().ok(), c.join().ok())
-        }),
-        None => (None, None, None, None),
+        Some(v) => ask_cluster(ask, v),
+        None => {
+            let e = || DeployError::Unexpected {
+                host: spec.name.clone(),
+                what: "the cluster".into(),
+                detail: "no server's etcd member answers".into(),
+            };
+            (Err(e()), Err(e()), Err(e()), Err(e()))
+        }
     };
-    let no_server = || DeployError::Unexpected {
-        host: spec.name.clone(),
-        what: "the cluster".into(),
-        detail: "no server's etcd member answers".into(),
-    };
-    let members = members.unwrap_or_else(|| Err(no_server()));
-    let alarms = alarms.unwrap_or_else(|| Err(no_server()));
-    let nodes = nodes.unwrap_or_else(|| Err(no_server()));
-    let certs = certs.unwrap_or_else(|| Err(no_server()));
     let leader_raft = leader.and_then(|(_, s)| s.map(|s| s.raft_index));
 
     let mut problems = Vec::new();

@@ -143,6 +143,13 @@ pub trait Remote: Send + Sync {
     /// status; [`RemoteError::Failed`] is for callers that want it (`run_ok`).
     fn run(&self, target: &Target, cmd: &Command) -> Result<Output, RemoteError>;
 
+    /// Runs several commands that read no standard input, each with its own output; a
+    /// transport error fails them all. [`Ssh`] sends them over one connection (one
+    /// handshake instead of one each); this default runs them one by one.
+    fn run_all(&self, target: &Target, cmds: &[Command]) -> Result<Vec<Output>, RemoteError> {
+        cmds.iter().map(|c| self.run(target, c)).collect()
+    }
+
     /// Runs `cmd`, and treats a non-zero exit as an error.
     fn run_ok(&self, target: &Target, cmd: &Command) -> Result<Output, RemoteError> {
         let out = self.run(target, cmd)?;

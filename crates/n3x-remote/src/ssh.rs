@@ -121,7 +121,57 @@ fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> 
     })
 }
 
+/// Marks each part's output in a batch (see [`batch_script`]).
+const MARK: &str = "@@n3x-part";
+
+/// One shell line running `cmds` in turn: each part's output (standard error merged)
+/// after a mark with its index, then a newline (an output may not end with one) and a line
+/// with its exit status.
+pub fn batch_script(cmds: &[Command]) -> String {
+    cmds.iter()
+        .enumerate()
+        .map(|(i, c)| format!("echo '{MARK} {i}'; {} 2>&1; s=$?; echo; echo \"{MARK}-exit $s\"", c.display()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Splits a batch's output into one [`Output`] per command; a part without its exit line
+/// did not finish (status -1).
+pub fn split_batch(out: &str, n: usize) -> Vec<Output> {
+    let mut parts: Vec<Output> = (0..n).map(|_| Output { status: -1, stdout: String::new(), stderr: String::new() }).collect();
+    let (start, end) = (format!("{MARK} "), format!("{MARK}-exit "));
+    let mut current: Option<usize> = None;
+    for line in out.split_inclusive('\n') {
+        let bare = line.trim_end_matches('\n');
+        if let Some(code) = bare.strip_prefix(&end) {
+            if let Some(p) = current.take().and_then(|i| parts.get_mut(i)) {
+                // The newline the script adds before the exit line.
+                p.stdout.pop();
+                p.status = code.trim().parse().unwrap_or(-1);
+                if p.status != 0 {
+                    p.stderr = p.stdout.clone();
+                }
+            }
+        } else if let Some(i) = bare.strip_prefix(&start).and_then(|i| i.parse::<usize>().ok()) {
+            current = (i < n).then_some(i);
+        } else if let Some(p) = current.and_then(|i| parts.get_mut(i)) {
+            p.stdout.push_str(line);
+        }
+    }
+    parts
+}
+
 impl Remote for Ssh {
+    fn run_all(&self, target: &Target, cmds: &[Command]) -> Result<Vec<Output>, RemoteError> {
+        if cmds.len() < 2 || cmds.iter().any(|c| c.stdin.is_some()) {
+            return cmds.iter().map(|c| self.run(target, c)).collect();
+        }
+        let timeout = cmds.iter().map(|c| c.timeout).sum();
+        let one = Command::new(["sh".to_owned(), "-c".to_owned(), batch_script(cmds)], timeout);
+        let out = self.run(target, &one)?;
+        Ok(split_batch(&out.stdout, cmds.len()))
+    }
+
     fn run(&self, target: &Target, cmd: &Command) -> Result<Output, RemoteError> {
         let argv = self.argv(target, cmd);
         let mut c = std::process::Command::new(&argv[0]);
@@ -171,6 +221,37 @@ impl Remote for Ssh {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_runs_in_one_shell_and_splits_back_per_command() {
+        let t = Duration::from_secs(1);
+        let cmds = [Command::new(["readlink", "-f", "/run/current-system"], t), Command::new(["systemctl", "is-active", "k3s"], t)];
+        assert_eq!(
+            batch_script(&cmds),
+            r#"echo '@@n3x-part 0'; readlink -f /run/current-system 2>&1; s=$?; echo; echo "@@n3x-part-exit $s"; echo '@@n3x-part 1'; systemctl is-active k3s 2>&1; s=$?; echo; echo "@@n3x-part-exit $s""#
+        );
+        // The real shell runs it, quoting and all.
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &batch_script(&[
+                    Command::new(["echo", "it's"], t),
+                    Command::new(["sh", "-c", "echo no >&2; exit 3"], t),
+                    Command::new(["printf", "{}"], t),
+                ]),
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let parts = split_batch(&out, 3);
+        assert_eq!((parts[0].status, parts[0].stdout.as_str()), (0, "it's\n"));
+        assert_eq!((parts[1].status, parts[1].stderr.as_str()), (3, "no\n"));
+        // An answer without a final newline (curl's JSON) comes back as it was.
+        assert_eq!((parts[2].status, parts[2].stdout.as_str()), (0, "{}"));
+        let cut = split_batch("@@n3x-part 0\nx\n\n@@n3x-part-exit 0\n@@n3x-part 1\npartial", 2);
+        assert_eq!((cut[0].status, cut[1].status), (0, -1));
+        assert!(split_batch("", 1)[0].status == -1);
+    }
 
     fn t() -> Target {
         Target::new("n100-1", "root@192.168.200.11")

@@ -17,7 +17,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// command needs, or failed; 6 a deploy was refused before any host changed (preflight, the
 /// lock, an unfinished deploy); 7 a host failed its gates, went back to its previous
 /// generation, and the rollout halted; 8 a deploy or install stopped half-way (interrupted,
-/// a host lost): `--resume` continues; 130/143 interrupted by SIGINT/SIGTERM.
+/// a host lost): `--resume` continues; 9 `status`: degraded; 10 `status`/`backup`: no
+/// server answers; 11 `backup`: the snapshot file is truncated, changed, corrupt or not
+/// encrypted to you; 130/143 interrupted by SIGINT/SIGTERM.
 #[derive(Debug, Parser)]
 #[command(name = "n3x", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
@@ -85,9 +87,188 @@ pub enum Command {
   n3x install n100-1
   sudo n3x install --lab n100-1 n100-2 n100-3     # rehearse in a lab started with --empty")]
     Install(InstallArgs),
+    /// Is the cluster healthy, and does every host run what n3x.toml says?
+    ///
+    /// Per host, over SSH: reachable; the NixOS generation running, booting, and expected
+    /// (what the last deploy put there: drift, reboot pending); k3s active; node Ready; for
+    /// servers the etcd member (leader, raft entries behind the leader, db size, alarms);
+    /// the last deploy. Per cluster: quorum, leader, learners, the newest backup's age, days
+    /// until the first k3s certificate expires. A fact is shown, or `n/a` (the lab has no
+    /// k3s certificates), or `?` with why it is unknown: never guessed.
+    ///
+    /// Exit status: 0 healthy; 9 degraded (every problem listed); 10 no server answers over
+    /// SSH; 2 bad usage.
+    #[command(after_help = "Examples:
+  n3x status
+  n3x status --json | jq '.hosts[] | {name, reachable, etcd}'
+  n3x status --watch 5
+  sudo n3x status --lab          # the running lab, over its sshd, through the same code")]
+    Status(StatusArgs),
+    /// etcd snapshots encrypted to the admins, proven by restoring them.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+/// Which cluster: the inventory's machines, or with --lab its running lab.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// The running lab of this inventory instead of the machines (root; `n3x lab up` first).
+    #[arg(long)]
+    pub lab: bool,
+    /// With --lab: which lab, when several are up.
+    #[arg(long, value_name = "NAME", requires = "lab")]
+    pub cluster: Option<String>,
+    /// Seconds one remote command may take (connecting included).
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: ClusterArgs,
+    /// Print JSON on stdout (one object per line with --watch).
+    #[arg(long)]
+    pub json: bool,
+    /// Ask again every SECS seconds (default 2) until Ctrl-C; the exit status is the last
+    /// verdict's.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub watch: Option<u64>,
+    /// The deploy journal that says what each host should run (default: the deployer's).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Where backups are kept, for the newest one's age (default: `n3x backup`'s).
+    #[arg(long, value_name = "DIR")]
+    pub backups: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Take an etcd snapshot on a server and keep it here, encrypted to the admins.
+    ///
+    /// On the leader (or --from): `k3s etcd-snapshot save`, then the file and the server
+    /// token (a restore needs it) are fetched over SSH, encrypted with age to every
+    /// `[secrets].admins` recipient (and --recipient), and written atomically as
+    /// NAME.snap.age with a plaintext manifest NAME.json (cluster, time, member, revision,
+    /// k3s version, size, sha256). Nothing is written in plaintext, and no secret is put
+    /// in a command line. Exit status: 0 written; 2 bad usage or no recipient; 10 no server
+    /// answers.
+    #[command(after_help = "Examples:
+  n3x backup snapshot
+  n3x backup snapshot --dir /srv/backups/site-a --recipient age1...
+  sudo n3x backup snapshot --lab")]
+    Snapshot(SnapshotArgs),
+    /// List the backups in the backup directory, newest first.
+    #[command(after_help = "Examples:
+  n3x backup list
+  n3x backup list --dir /srv/backups/site-a --json")]
+    List(ListArgs),
+    /// Prove a backup: check it, decrypt it, restore it into a throwaway etcd, read every key.
+    ///
+    /// Checks the file's size and sha256 against its manifest, decrypts it (age
+    /// authenticates every byte), checks the snapshot's own sha256, restores it with
+    /// `etcdctl snapshot restore` into a scratch directory (in memory where /dev/shm is),
+    /// starts a real etcd on it on loopback ports and reads every key back. Needs `etcd` and
+    /// `etcdctl`, not root. Exit status: 0 good; 11 truncated, changed, corrupt or not
+    /// encrypted to your identity; 3 etcd or etcdctl missing.
+    #[command(after_help = "Examples:
+  n3x backup verify ~/.local/state/n3x/n3x/backups/n3x-20261127T145727Z-n100-1.snap.age
+  n3x backup verify FILE --identity ~/.config/sops/age/keys.txt --json")]
+    Verify(VerifyArgs),
+    /// Restore the cluster from a backup with k3s's cluster-reset procedure.
+    ///
+    /// Stops k3s on every server; on the init server puts the snapshot and the token (over
+    /// SSH standard input, mode 0600) in place and runs `k3s server --cluster-reset
+    /// --cluster-reset-restore-path=...`; wipes the other servers' etcd data; starts the
+    /// init server, then the others one at a time, each waited for until its member has
+    /// joined. Every write after the snapshot is lost by design. Refused for another
+    /// cluster's snapshot, and while the cluster is healthy unless --force. Exit status: 0
+    /// restored; 6 refused; 11 the backup is bad; 8 stopped part-way (rerun it).
+    #[command(after_help = "Examples:
+  n3x backup restore FILE --plan
+  n3x backup restore FILE
+  sudo n3x backup restore FILE --lab --force")]
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub target: ClusterArgs,
+    /// Where backups go (default: $XDG_STATE_HOME/n3x/<cluster>/backups; with --lab, inside
+    /// the lab).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Also encrypt to this age recipient (`age1...` or `ssh-ed25519 ...`); repeatable.
+    #[arg(long, value_name = "RECIPIENT")]
+    pub recipient: Vec<String>,
+    /// The server to snapshot (default: the etcd leader).
+    #[arg(long, value_name = "HOST")]
+    pub from: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// The backup directory (default: the cluster's, as for `snapshot`).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The running lab's backups.
+    #[arg(long)]
+    pub lab: bool,
+    #[arg(long, value_name = "NAME", requires = "lab")]
+    pub cluster: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The backup: NAME.snap.age or its manifest NAME.json.
+    #[arg(value_name = "FILE")]
+    pub backup: PathBuf,
+    /// The age identity to decrypt with (default: sops' key file, $SOPS_AGE_KEY_FILE or
+    /// ~/.config/sops/age/keys.txt; with --lab, the lab's).
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// Decrypt with the running lab's backup identity.
+    #[arg(long)]
+    pub lab: bool,
+    #[arg(long, value_name = "NAME", requires = "lab")]
+    pub cluster: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup: NAME.snap.age or its manifest NAME.json.
+    #[arg(value_name = "FILE")]
+    pub backup: PathBuf,
+    #[command(flatten)]
+    pub target: ClusterArgs,
+    /// Print the steps (host and command); run nothing.
+    #[arg(long)]
+    pub plan: bool,
+    /// Restore even though the cluster is healthy (every write since the snapshot is lost).
+    #[arg(long)]
+    pub force: bool,
+    /// The age identity to decrypt with (default as for `verify`).
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// Seconds a restarted member may take to join.
+    #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub start_timeout: u64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Default, Args)]
 pub struct InventoryArg {
     /// The inventory to read; `-` reads standard input.
     #[arg(short = 'f', long = "file", value_name = "FILE")]

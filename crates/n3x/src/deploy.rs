@@ -19,15 +19,20 @@ use crate::inventory::{self, Purpose};
 use crate::progress::Progress;
 use crate::render::print_stdout;
 
-/// Where the deploy goes: the machines, or a running lab.
-struct Target {
-    spec: ClusterSpec,
-    remote: Box<dyn Remote>,
-    lab: Option<Rehearsal>,
+/// Where a deploy, a status or a backup goes: the machines, or a running lab.
+pub(crate) struct Target {
+    pub spec: ClusterSpec,
+    pub remote: Box<dyn Remote>,
+    pub lab: Option<Rehearsal>,
 }
 
-fn target(inv: &InventoryArg, lab: bool, cluster: Option<&String>) -> Result<(Target, n3x_model::Resolved), Error> {
-    let loaded = inventory::resolve(inv.file.as_deref(), Purpose::Deploy)?;
+pub(crate) fn target(
+    inv: &InventoryArg,
+    lab: bool,
+    cluster: Option<&String>,
+    purpose: Purpose,
+) -> Result<(Target, n3x_model::Resolved), Error> {
+    let loaded = inventory::resolve(inv.file.as_deref(), purpose)?;
     let r = loaded.resolved;
     if !lab {
         let t = Target {
@@ -57,7 +62,7 @@ fn owner() -> String {
 
 /// Ctrl-C or SIGTERM: stop before the next host (the host in progress finishes its step;
 /// its guard covers it), leave the journal resumable.
-fn cancel_on_signal() -> Arc<AtomicBool> {
+pub(crate) fn cancel_on_signal() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(sig, flag.clone());
@@ -77,7 +82,7 @@ fn progress_events(p: &Mutex<Progress>) -> impl FnMut(Event) + Send + '_ {
 }
 
 pub fn deploy(a: &DeployArgs) -> Result<u8, Error> {
-    let (t, resolved) = target(&a.inventory, a.lab, a.cluster.as_ref())?;
+    let (t, resolved) = target(&a.inventory, a.lab, a.cluster.as_ref(), Purpose::Deploy)?;
     let journal = match (&a.journal, &t.lab) {
         (Some(j), _) => j.clone(),
         (None, Some(lab)) => lab.journal(),
@@ -210,7 +215,7 @@ fn render(r: &Report, json: bool, error: Option<&DeployError>) {
 }
 
 pub fn install(a: &InstallArgs) -> Result<u8, Error> {
-    let (t, resolved) = target(&a.inventory, a.lab, a.cluster.as_ref())?;
+    let (t, resolved) = target(&a.inventory, a.lab, a.cluster.as_ref(), Purpose::Deploy)?;
     let cluster = resolved.cluster.name.clone();
     let extra_files: ExtraFiles =
         Arc::new(move |h: &str| n3x_secrets::locations::extra_files(&|k| std::env::var_os(k), &cluster, h));

@@ -3,6 +3,7 @@
 
 use n3x_deploy::Outcome as DeployOutcome;
 use n3x_lab::{ErrorKind as LabKind, LabError};
+use n3x_operate::Kind as OperateKind;
 use n3x_secrets::ErrorKind as SecretsKind;
 
 use crate::exit;
@@ -24,6 +25,8 @@ pub enum Error {
     Secrets(n3x_secrets::Error),
     /// A deploy or an install stopped; its outcome is the exit code.
     Deploy(n3x_deploy::DeployError),
+    /// `status` or `backup` failed.
+    Operate(n3x_operate::OperateError),
     /// A value the user gave cannot work.
     Usage {
         message: String,
@@ -34,6 +37,12 @@ pub enum Error {
 impl From<LabError> for Error {
     fn from(e: LabError) -> Self {
         Error::Lab(e)
+    }
+}
+
+impl From<n3x_operate::OperateError> for Error {
+    fn from(e: n3x_operate::OperateError) -> Self {
+        Error::Operate(e)
     }
 }
 
@@ -85,6 +94,14 @@ impl Error {
                 DeployOutcome::Interrupted => exit::RESUMABLE,
                 DeployOutcome::Usage => exit::USAGE_OR_IO,
             },
+            Error::Operate(e) => match e.kind() {
+                OperateKind::Usage => exit::USAGE_OR_IO,
+                OperateKind::Environment => exit::ENVIRONMENT,
+                OperateKind::Invalid => exit::BACKUP_INVALID,
+                OperateKind::Refused => exit::REFUSED,
+                OperateKind::Unreachable => exit::UNREACHABLE,
+                OperateKind::Interrupted => exit::RESUMABLE,
+            },
         }
     }
 
@@ -112,6 +129,7 @@ impl Error {
             }
             Error::Secrets(e) => line(&e.to_string(), &e.help()),
             Error::Deploy(e) => line(&e.to_string(), &e.help()),
+            Error::Operate(e) => line(&e.to_string(), &e.help()),
             Error::Usage { message, help } => line(message, help),
         }
     }

@@ -26,6 +26,13 @@ pub const ROLLED_BACK: u8 = 7;
 /// A deploy or install stopped half-way with nothing undone (interrupted, or a host was
 /// lost and its guard decides): `n3x deploy --resume` continues.
 pub const RESUMABLE: u8 = 8;
+/// `status`: the cluster is degraded (every problem is listed).
+pub const DEGRADED: u8 = 9;
+/// `status` or `backup`: no server of the cluster answers over SSH.
+pub const UNREACHABLE: u8 = 10;
+/// `backup`: the snapshot file is not a good backup: truncated, changed, corrupt, without
+/// its manifest, or not encrypted to the identity given.
+pub const BACKUP_INVALID: u8 = 11;
 /// Killed by a signal while `lab up` or `lab run` worked: 128 + the signal number, the
 /// shell's convention. The lab was removed first.
 pub const INTERRUPTED_BASE: u8 = 128;

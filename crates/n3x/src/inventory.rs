@@ -72,6 +72,7 @@ pub enum Purpose {
     Lab,
     Secrets,
     Deploy,
+    Operate,
 }
 
 impl Purpose {
@@ -81,6 +82,7 @@ impl Purpose {
             Purpose::Lab => "build a lab from",
             Purpose::Secrets => "manage the secrets of",
             Purpose::Deploy => "deploy",
+            Purpose::Operate => "reach the cluster of",
         }
     }
 
@@ -88,7 +90,9 @@ impl Purpose {
         match self {
             Purpose::Show | Purpose::Secrets => "fix the errors above (`n3x check` lists them), then try again",
             Purpose::Lab => "fix the errors above (`n3x check` lists them); nothing was created",
-            Purpose::Deploy => "fix the errors above (`n3x check` lists them); no host was touched",
+            Purpose::Deploy | Purpose::Operate => {
+                "fix the errors above (`n3x check` lists them); no host was touched"
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ mod error;
 mod exit;
 mod inventory;
 mod lab;
+mod operate;
 mod progress;
 mod render;
 mod secrets;
@@ -31,6 +32,8 @@ fn main() -> ExitCode {
         Command::Secrets(cmd) => secrets::run(cmd),
         Command::Deploy(args) => deploy::deploy(&args),
         Command::Install(args) => deploy::install(&args),
+        Command::Status(args) => operate::status(&args),
+        Command::Backup(cmd) => operate::backup(cmd),
     };
     ExitCode::from(match outcome {
         Ok(code) => code,

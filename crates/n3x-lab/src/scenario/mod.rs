@@ -6,10 +6,12 @@
 //!   calls, waiting, converging and reading every acknowledged write back.
 //! - `cluster`: formation, server-loss, quorum-loss, partition, profiles.
 //! - `deploy`: deploys rehearsed over SSH (rolling, bad, cut, and the baselines).
+//! - `recovery`: disaster-recovery, a backup and a restore over SSH.
 
 mod cluster;
 mod deploy;
 mod kit;
+mod recovery;
 
 use std::time::Instant;
 
@@ -33,6 +35,7 @@ pub const BUILTIN: &[&str] = &[
     "deploy-cut",
     "all-at-once",
     "rolling-no-transfer",
+    recovery::NAME,
 ];
 /// What `n3x lab run` runs when no `--scenario` is given.
 pub const DEFAULT: &[&str] = &["formation", "server-loss", "quorum-loss", "partition"];
@@ -57,6 +60,7 @@ pub fn run(name: &str, ctx: &mut Ctx) -> ScenarioResult {
         "partition" => cluster::partition(ctx, &mut run),
         "profiles" => cluster::profiles(ctx, &mut run),
         d if deploy::NAMES.contains(&d) => deploy::run(d, ctx, &mut run),
+        recovery::NAME => recovery::run(ctx, &mut run),
         other => Err(LabError::UnknownScenario {
             name: other.to_owned(),
             known: BUILTIN.iter().map(|s| s.to_string()).collect(),

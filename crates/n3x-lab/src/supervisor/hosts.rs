@@ -57,7 +57,11 @@ impl Supervisor {
         for h in self.plan.inventory_hosts() {
             let first = rt.get(&h.index).and_then(|r| r.settings.clone());
             hostroot::prepare(&self.dir, &self.plan, h, &operator_key, &files.host_key(&h.name), first.as_ref())?;
+            if h.is_server() && first.is_some() {
+                hostroot::write_server_token(&self.dir, &h.name)?;
+            }
         }
+        hostroot::backup_key(&self.dir)?;
         Ok(())
     }
 
@@ -151,8 +155,12 @@ impl Supervisor {
         let _one_at_a_time = lock(&self.host_locks[host]);
         let h = &self.plan.hosts[host];
         let root = generation::host_root(&self.dir, &h.name);
+        self.stop_member(host);
         wipe(&root.join("nix/var/nix/profiles"))?;
         wipe(&root.join("var/lib"))?;
+        if h.is_server() {
+            hostroot::write_server_token(&self.dir, &h.name)?;
+        }
         if let Some(k) = host_key {
             hostroot::set_host_key(&root, k)?;
         }
@@ -176,21 +184,108 @@ impl Supervisor {
             self.wait_sshd(host, Duration::from_secs(10))?;
         }
         if h.is_server() {
-            self.join_member(host)?;
+            self.join_member(host, true)?;
         }
         lock(&self.runtime).entry(host).or_default().k3s_active = true;
         Ok(())
     }
 
-    /// A k3s server joining: the first one starts a cluster of one; the next ones are
-    /// added through a running member (`member add`) and start with the members it names.
-    fn join_member(&self, host: usize) -> Result<(), LabError> {
+    fn set_k3s_active(&self, host: usize, active: bool) {
+        lock(&self.runtime).entry(host).or_default().k3s_active = active;
+    }
+
+    /// `systemctl stop|start k3s`. A server's start runs its member on its data, or, when
+    /// that was wiped, joins it to the running members as a new one (k3s joins through
+    /// the server URL the same way).
+    pub(super) fn k3s_unit(&self, host: usize, run: bool) -> Result<(), LabError> {
+        let _one_at_a_time = lock(&self.host_locks[host]);
+        if !run {
+            self.stop_member(host);
+            self.set_k3s_active(host, false);
+            return Ok(());
+        }
+        if self.plan.hosts[host].is_server() {
+            if self.data_dir(host).join("member").is_dir() {
+                self.start_member(host, true, None)?;
+                self.wait_peer_serving(host, Duration::from_secs(10))?;
+            } else {
+                self.join_member(host, false)?;
+            }
+        }
+        self.set_k3s_active(host, true);
+        Ok(())
+    }
+
+    /// `k3s server --cluster-reset --cluster-reset-restore-path=FILE`: the member's data
+    /// becomes a cluster of one restored from the snapshot (`etcdctl snapshot restore`,
+    /// which checks the snapshot's own sha256). k3s must be stopped, as on a real server
+    /// (its ports would be taken).
+    pub(super) fn cluster_reset(&self, host: usize, snapshot: &str) -> Result<(), LabError> {
+        let _one_at_a_time = lock(&self.host_locks[host]);
+        let h = &self.plan.hosts[host];
+        if !h.is_server() {
+            return Err(LabError::NotAServer { host: h.name.clone() });
+        }
+        if lock(&self.members).get_mut(&host).and_then(|m| m.process.as_mut()).is_some_and(|p| p.running()) {
+            return Err(LabError::Command {
+                command: format!("k3s server --cluster-reset on {}", h.name),
+                stderr: "k3s is running: stop it first (`systemctl stop k3s`)".into(),
+            });
+        }
+        let file = generation::host_root(&self.dir, &h.name).join(snapshot.trim_start_matches('/'));
+        let data = self.data_dir(host);
+        wipe(&data)?;
+        let etcdctl = self.opts.etcd.with_file_name("etcdctl");
+        let etcdctl = if etcdctl.is_file() { etcdctl } else { "etcdctl".into() };
+        let peer = h.etcd_peer_url();
+        let out = std::process::Command::new(&etcdctl)
+            .env("ETCDCTL_API", "3")
+            .arg("snapshot")
+            .arg("restore")
+            .arg(&file)
+            .arg(format!("--data-dir={}", data.display()))
+            .arg(format!("--name={}", h.name))
+            .arg(format!("--initial-cluster={}={peer}", h.name))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster-token=n3x-lab-{}", self.plan.cluster))
+            .output()
+            .map_err(|e| LabError::io(format!("run {}", etcdctl.display()), e))?;
+        if !out.status.success() {
+            return Err(LabError::Command {
+                command: format!("etcdctl snapshot restore {}", file.display()),
+                stderr: String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default().to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A disaster on a server: its member killed, its data gone.
+    pub(super) fn destroy(&self, host: usize) -> Result<(), LabError> {
+        let _one_at_a_time = lock(&self.host_locks[host]);
+        if !self.plan.hosts[host].is_server() {
+            return Err(LabError::NotAServer { host: self.plan.hosts[host].name.clone() });
+        }
+        self.stop_member(host);
+        wipe(&self.data_dir(host))?;
+        self.set_k3s_active(host, false);
+        Ok(())
+    }
+
+    /// A k3s server joining: the first one (when `may_bootstrap`, as at install) starts a
+    /// cluster of one; the next ones are added through a running member (`member add`) and
+    /// start with the members it names.
+    fn join_member(&self, host: usize, may_bootstrap: bool) -> Result<(), LabError> {
         self.stop_member(host);
         let h = &self.plan.hosts[host];
-        let data = self.dir.join("etcd").join(&h.name);
-        wipe(&data)?;
+        wipe(&self.data_dir(host))?;
         let via = self.member_statuses().into_iter().find(|m| m.host != host && m.status.is_ok()).map(|m| m.host);
         let Some(via) = via else {
+            if !may_bootstrap {
+                return Err(LabError::Command {
+                    command: format!("k3s joining {} to the cluster", h.name),
+                    stderr: "no other server's etcd member answers".into(),
+                });
+            }
             self.start_member(host, false, Some(format!("{}={}", h.name, h.etcd_peer_url())))?;
             return self.wait_peer_serving(host, Duration::from_secs(10));
         };

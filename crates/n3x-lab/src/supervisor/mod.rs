@@ -422,9 +422,21 @@ impl Supervisor {
 
     /// Starts `host`'s member with the etcd timings of the generation it runs. A member
     /// joining a running cluster gets the `initial_cluster` its `member add` returned.
+    /// Where `host`'s member keeps its data: in a lab with SSH, where k3s keeps it on the
+    /// host (`/var/lib/rancher/k3s/server/db/etcd` in its root), so a restore's
+    /// `rm -rf /var/lib/rancher/k3s/server/db` over SSH really wipes it.
+    pub(super) fn data_dir(&self, host: usize) -> PathBuf {
+        let h = &self.plan.hosts[host];
+        if self.opts.ssh {
+            crate::generation::host_root(&self.dir, &h.name).join(crate::hostroot::ETCD_DATA)
+        } else {
+            self.dir.join("etcd").join(&h.name)
+        }
+    }
+
     fn start_member(&self, host: usize, existing: bool, initial_cluster: Option<String>) -> Result<(), LabError> {
         let h = &self.plan.hosts[host];
-        let data = self.dir.join("etcd").join(&h.name);
+        let data = self.data_dir(host);
         std::fs::create_dir_all(&data).map_err(|e| LabError::io(format!("create {}", data.display()), e))?;
         let log = self.dir.join("logs").join(format!("{}.log", h.name));
         let timings =
@@ -745,6 +757,18 @@ impl Supervisor {
             }
             Request::Install { host, host_key } => {
                 self.install(self.inventory_host(&host)?, host_key.as_deref())?;
+                ok(self)
+            }
+            Request::K3s { host, run } => {
+                self.k3s_unit(self.inventory_host(&host)?, run)?;
+                ok(self)
+            }
+            Request::ClusterReset { host, snapshot } => {
+                self.cluster_reset(self.inventory_host(&host)?, &snapshot)?;
+                ok(self)
+            }
+            Request::Destroy { host } => {
+                self.destroy(self.inventory_host(&host)?)?;
                 ok(self)
             }
             Request::Shutdown => ok(self),
