@@ -298,7 +298,8 @@ mod tests {
 
     #[test]
     fn snapshot_streams_decode_to_bytes_and_refuse_damage() {
-        let blob = |b: &[u8], rem: u64| format!(r#"{{"result":{{"blob":"{}","remaining_bytes":"{rem}"}}}}"#, B64.encode(b));
+        let blob =
+            |b: &[u8], rem: u64| format!(r#"{{"result":{{"blob":"{}","remaining_bytes":"{rem}"}}}}"#, B64.encode(b));
         let a = vec![7u8; 40];
         let body = format!("{}\n{}\n", blob(&a[..30], 10), blob(&a[30..], 0));
         assert_eq!(parse_snapshot_stream(&body), Ok(a.clone()));
@@ -307,7 +308,12 @@ mod tests {
         assert_eq!(parse_snapshot_stream(&body), Ok(a.clone()));
         assert!(parse_snapshot_stream(&blob(&a[..30], 10)).unwrap_err().0.contains("10 bytes early"));
         assert!(parse_snapshot_stream("").is_err());
-        assert!(parse_snapshot_stream(r#"{"error":{"message":"etcdserver: no leader"}}"#).unwrap_err().0.contains("no leader"));
+        assert!(
+            parse_snapshot_stream(r#"{"error":{"message":"etcdserver: no leader"}}"#)
+                .unwrap_err()
+                .0
+                .contains("no leader")
+        );
         assert!(parse_snapshot_stream(&blob(b"tiny", 0)).is_err());
     }
 

@@ -61,3 +61,57 @@ pub fn create_dir_all(dir: &Path, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new().recursive(true).mode(mode).create(dir)
 }
+
+/// The writer of a temporary file `write` left behind (`.NAME.n3x-tmp-PID-N`): its pid.
+fn temp_owner(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?;
+    let (_, tail) = rest.rsplit_once(".n3x-tmp-")?;
+    let (pid, n) = tail.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Removes the temporary files in `dir` that a `write` killed mid-way left (their process
+/// is gone); returns how many. Files of live writers are left alone.
+pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for e in fs::read_dir(dir)?.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(temp_owner) else { continue };
+        if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+            match fs::remove_file(e.path()) {
+                Ok(()) => removed += 1,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod stale_tests {
+    use super::*;
+
+    #[test]
+    fn only_temporaries_of_dead_writers_are_removed() {
+        assert_eq!(temp_owner(".a.snap.age.n3x-tmp-123-4"), Some(123));
+        assert_eq!(temp_owner("a.snap.age.n3x-tmp-123-4"), None);
+        assert_eq!(temp_owner(".a.n3x-tmp-x-4"), None);
+        let d = tempfile::tempdir().expect("tempdir");
+        let me = std::process::id();
+        // Linux pids stay below 2^22: this one is nobody's.
+        for n in [".a.n3x-tmp-4194999-0".to_string(), format!(".b.n3x-tmp-{me}-0"), "c".into(), ".c.n3x-tmp-1-x".into()]
+        {
+            fs::write(d.path().join(n), b"x").expect("write");
+        }
+        assert_eq!(remove_stale_temps(d.path()).expect("scan"), 1);
+        let mut left: Vec<String> = fs::read_dir(d.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".b.n3x-tmp-".to_string() + &me.to_string() + "-0", ".c.n3x-tmp-1-x".into(), "c".into()]);
+    }
+}

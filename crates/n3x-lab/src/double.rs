@@ -249,9 +249,8 @@ fn systemctl(args: &[String]) -> Res {
     match verb.as_str() {
         "start" | "stop" if units.len() == 1 && k3s_unit(&units[0]) => {
             let me = me().map_err(fail)?;
-            lab_call(&Request::K3s { host: me.host, run: verb == "start" }, Duration::from_secs(120)).map_err(|e| {
-                fail(format!("Job for k3s.service failed: {e}"))
-            })?;
+            lab_call(&Request::K3s { host: me.host, run: verb == "start" }, Duration::from_secs(120))
+                .map_err(|e| fail(format!("Job for k3s.service failed: {e}")))?;
             Ok(0)
         }
         "stop" => {
@@ -350,11 +349,18 @@ fn k3s(args: &[String]) -> Res {
                 .map_err(|e| fail(format!("the lab's token: {e}")))?;
             if given.trim() != lab.trim() {
                 // What k3s says when the token cannot decrypt the snapshot's bootstrap data.
-                return Err(fail("starting kubernetes: preparing server: bootstrap data already found and encrypted with different token"));
+                return Err(fail(
+                    "starting kubernetes: preparing server: bootstrap data already found and encrypted with different token",
+                ));
             }
-            lab_call(&Request::ClusterReset { host: me.host.clone(), snapshot: path.to_owned() }, Duration::from_secs(120))
-                .map_err(fail)?;
-            eprintln!("Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. Backup and delete ${{datadir}}/server/db on each peer etcd server and rejoin the nodes");
+            lab_call(
+                &Request::ClusterReset { host: me.host.clone(), snapshot: path.to_owned() },
+                Duration::from_secs(120),
+            )
+            .map_err(fail)?;
+            eprintln!(
+                "Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. Backup and delete ${{datadir}}/server/db on each peer etcd server and rejoin the nodes"
+            );
             Ok(0)
         }
         _ => Err(fail(format!("`k3s {}` is not emulated", args.join(" ")))),

@@ -43,7 +43,8 @@ pub fn lab_token(lab_dir: &Path) -> Result<String, LabError> {
     let hash = n3x_secrets::generate_token();
     let secret = n3x_secrets::generate_token();
     let token = format!("K10{}::server:{}", hash.as_str(), &secret[..32]);
-    n3x_fs::write(&path, format!("{token}\n").as_bytes(), Some(0o600)).map_err(io(format!("write {}", path.display())))?;
+    n3x_fs::write(&path, format!("{token}\n").as_bytes(), Some(0o600))
+        .map_err(io(format!("write {}", path.display())))?;
     Ok(token)
 }
 
@@ -60,9 +61,8 @@ pub fn write_server_token(lab_dir: &Path, host: &str) -> Result<(), LabError> {
 /// The lab's backup identity (made on first use); returns its recipient (`age1...`).
 pub fn backup_key(lab_dir: &Path) -> Result<(PathBuf, String), LabError> {
     let path = lab_dir.join(BACKUP_KEY);
-    let recipient_of = |text: &str| {
-        text.lines().find_map(|l| l.strip_prefix("# public key: ").map(|r| r.trim().to_owned()))
-    };
+    let recipient_of =
+        |text: &str| text.lines().find_map(|l| l.strip_prefix("# public key: ").map(|r| r.trim().to_owned()));
     if let Some(r) = std::fs::read_to_string(&path).ok().as_deref().and_then(recipient_of) {
         return Ok((path, r));
     }

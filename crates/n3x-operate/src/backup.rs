@@ -49,13 +49,12 @@ fn pick_server<'s>(
     from: Option<&str>,
 ) -> Result<(&'s HostSpec, n3x_etcd::Status), OperateError> {
     if let Some(name) = from {
-        let h = spec
-            .host(name)
-            .filter(|h| h.server)
-            .ok_or_else(|| OperateError::Host(n3x_deploy::DeployError::UnknownHost {
+        let h = spec.host(name).filter(|h| h.server).ok_or_else(|| {
+            OperateError::Host(n3x_deploy::DeployError::UnknownHost {
                 name: name.into(),
                 known: spec.servers().map(|h| h.name.clone()).collect(),
-            }))?;
+            })
+        })?;
         return Ok((h, ask.status(h)?));
     }
     let view = ClusterView::ask(ask, spec);
@@ -67,8 +66,12 @@ fn pick_server<'s>(
 }
 
 fn no_server(spec: &ClusterSpec, view: &ClusterView<'_>) -> OperateError {
-    let detail =
-        view.statuses.iter().filter_map(|(_, s)| s.as_ref().err().map(|e| e.to_string())).collect::<Vec<_>>().join("; ");
+    let detail = view
+        .statuses
+        .iter()
+        .filter_map(|(_, s)| s.as_ref().err().map(|e| e.to_string()))
+        .collect::<Vec<_>>()
+        .join("; ");
     OperateError::NoServer { cluster: spec.name.clone(), detail }
 }
 
@@ -495,7 +498,9 @@ mod tests {
             .map(|(h, a)| format!("{h}: {}", a.join(" ")))
             .collect();
         assert!(writes.iter().all(|w| !w.contains("s3cret")));
-        let pos = |needle: &str| writes.iter().position(|w| w.contains(needle)).unwrap_or_else(|| panic!("{needle}: {writes:#?}"));
+        let pos = |needle: &str| {
+            writes.iter().position(|w| w.contains(needle)).unwrap_or_else(|| panic!("{needle}: {writes:#?}"))
+        };
         assert!(pos("n100-3: systemctl stop k3s") < pos("n100-1: sh -c umask 077"));
         assert!(pos("--cluster-reset") < pos("n100-2: rm -rf /var/lib/rancher/k3s/server/db"));
         assert!(pos("n100-1: systemctl start k3s") < pos("n100-2: systemctl start k3s"));
@@ -509,7 +514,9 @@ mod tests {
         let (ids, public) = key();
         let f = cluster();
         let t = take(&f, d.path(), &public);
-        f.on(|h, a| (h.host == "n100-3" && a[0] == "rm").then(|| fake::exit(1, "rm: cannot remove: Read-only file system")));
+        f.on(|h, a| {
+            (h.host == "n100-3" && a[0] == "rm").then(|| fake::exit(1, "rm: cannot remove: Read-only file system"))
+        });
         let ask = Ask { remote: &f, timeout: Duration::from_secs(1) };
         let opts = RestoreOptions {
             force: true,

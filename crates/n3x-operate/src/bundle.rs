@@ -146,7 +146,8 @@ pub fn seal(
     };
     let header_line = Zeroizing::new(serde_json::to_vec(&header).unwrap_or_default());
     drop(header);
-    let crypto = |e: &dyn std::fmt::Display| OperateError::Tool { command: "age encryption".into(), detail: e.to_string() };
+    let crypto =
+        |e: &dyn std::fmt::Display| OperateError::Tool { command: "age encryption".into(), detail: e.to_string() };
     let enc = age::Encryptor::with_recipients(parsed.iter().map(|r| r.as_ref() as &dyn age::Recipient))
         .map_err(|e| crypto(&e))?;
     let mut out = Vec::with_capacity(snapshot.len() + 1024);
@@ -204,6 +205,8 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, OperateError> {
 /// snapshot was interrupted, and `list` says so).
 pub fn save(dir: &Path, manifest: &Manifest, data: &[u8]) -> Result<PathBuf, OperateError> {
     n3x_fs::create_dir_all(dir, 0o700).map_err(|e| OperateError::io("create", dir, e))?;
+    // What an earlier snapshot killed mid-write left (never under a final name).
+    n3x_fs::remove_stale_temps(dir).map_err(|e| OperateError::io("clean", dir, e))?;
     let data_path = dir.join(&manifest.file);
     n3x_fs::write(&data_path, data, Some(0o600)).map_err(|e| OperateError::io("write", &data_path, e))?;
     let (_, manifest_path) = paths(&data_path);
@@ -342,7 +345,10 @@ mod tests {
         let p = Path::new("x.snap.age");
         check(p, &m, &data).unwrap();
         let c = open(p, &data, &ids, &m.recipients).unwrap();
-        assert_eq!((c.token.as_str(), c.snapshot.as_slice(), c.origin.revision), ("K10abc::server:secret", &snap[..], 10));
+        assert_eq!(
+            (c.token.as_str(), c.snapshot.as_slice(), c.origin.revision),
+            ("K10abc::server:secret", &snap[..], 10)
+        );
 
         let e = check(p, &m, &data[..data.len() - 10]).unwrap_err();
         assert!(matches!(e, OperateError::Truncated { have, want, .. } if want - have == 10), "{e}");

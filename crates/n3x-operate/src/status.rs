@@ -235,10 +235,12 @@ fn ask_host(ask: Ask<'_>, h: &HostSpec) -> HostAnswers {
         reach: part(h, outs.first(), "the running generation", store_path),
         booted: Some(part(h, outs.get(1), "the boot generation", store_path)),
         // `is-active` exits 3 for an inactive unit: its answer is the word, whatever the status.
-        k3s: Some(outs.get(2).map_or_else(|| Err(unexpected(h, "k3s", "no answer")), |o| Ok(o.stdout.trim() == "active"))),
-        status: h.server.then(|| {
-            part(h, outs.get(3), "etcd status", |s| n3x_etcd::parse_status(json_part(s)).map_err(|e| e.0))
-        }),
+        k3s: Some(
+            outs.get(2).map_or_else(|| Err(unexpected(h, "k3s", "no answer")), |o| Ok(o.stdout.trim() == "active")),
+        ),
+        status: h
+            .server
+            .then(|| part(h, outs.get(3), "etcd status", |s| n3x_etcd::parse_status(json_part(s)).map_err(|e| e.0))),
     }
 }
 
@@ -323,23 +325,36 @@ pub fn collect(ask: Ask<'_>, spec: &ClusterSpec, ctx: &Context<'_>) -> Report {
         .iter()
         .zip(answers)
         .map(|(h, a)| {
-            host_report(h, a, leader_id, leader_raft, members.as_ref().ok(), alarms.as_ref().ok(), &nodes, ctx, &mut problems)
+            host_report(
+                h,
+                a,
+                leader_id,
+                leader_raft,
+                members.as_ref().ok(),
+                alarms.as_ref().ok(),
+                &nodes,
+                ctx,
+                &mut problems,
+            )
         })
         .collect();
 
     let quorum = match &members {
         Ok(ms) => {
             let voting: Vec<&Member> = ms.iter().filter(|m| !m.is_learner).collect();
-            let healthy = voting
-                .iter()
-                .filter(|m| statuses.iter().any(|(_, s)| s.is_some_and(|s| s.member_id == m.id)))
-                .count();
+            let healthy =
+                voting.iter().filter(|m| statuses.iter().any(|(_, s)| s.is_some_and(|s| s.member_id == m.id))).count();
             let q = Quorum { healthy, members: voting.len(), needed: voting.len() / 2 + 1 };
             if q.healthy < q.members {
-                problems.push(format!("etcd: {} of {} members answer (quorum needs {})", q.healthy, q.members, q.needed));
+                problems
+                    .push(format!("etcd: {} of {} members answer (quorum needs {})", q.healthy, q.members, q.needed));
             }
             for m in ms.iter().filter(|m| !spec.servers().any(|s| is_member_of(m, s))) {
-                problems.push(format!("etcd member `{}` ({}) is not a server of the inventory", m.name, m.peer_urls.join(", ")));
+                problems.push(format!(
+                    "etcd member `{}` ({}) is not a server of the inventory",
+                    m.name,
+                    m.peer_urls.join(", ")
+                ));
             }
             Fact::Known(q)
         }
@@ -347,7 +362,12 @@ pub fn collect(ask: Ask<'_>, spec: &ClusterSpec, ctx: &Context<'_>) -> Report {
     };
     let learners: Vec<String> = members
         .as_ref()
-        .map(|ms| ms.iter().filter(|m| m.is_learner).map(|m| if m.name.is_empty() { format!("{:x}", m.id) } else { m.name.clone() }).collect())
+        .map(|ms| {
+            ms.iter()
+                .filter(|m| m.is_learner)
+                .map(|m| if m.name.is_empty() { format!("{:x}", m.id) } else { m.name.clone() })
+                .collect()
+        })
         .unwrap_or_default();
     for l in &learners {
         problems.push(format!("etcd member `{l}` is a learner (a join left unfinished)"));
@@ -425,7 +445,12 @@ fn host_report(
         let state = r.host(&h.name)?;
         let target = r.plan.hosts.iter().find(|p| p.host == h.name).map(|p| p.target.clone());
         Some((
-            LastDeploy { id: r.id.clone(), started_unix: r.started, state: state.label().into(), finished: r.finished.is_some() },
+            LastDeploy {
+                id: r.id.clone(),
+                started_unix: r.started,
+                state: state.label().into(),
+                finished: r.finished.is_some(),
+            },
             target,
         ))
     });
@@ -447,7 +472,13 @@ fn host_report(
             role,
             reachable: false,
             error: Some(e.to_string()),
-            generation: Generations { current: down(), booted: down(), expected, drift: down(), reboot_pending: down() },
+            generation: Generations {
+                current: down(),
+                booted: down(),
+                expected,
+                drift: down(),
+                reboot_pending: down(),
+            },
             k3s_active: down(),
             node_ready: node_ready(h, nodes),
             etcd: if h.server { down() } else { Fact::na("agents run no etcd member") },
@@ -486,8 +517,9 @@ fn host_report(
         }
         Some(Ok(s)) => {
             let learner = members.is_some_and(|ms| ms.iter().any(|m| m.id == s.member_id && m.is_learner));
-            let mine: Vec<String> =
-                alarms.map(|al| al.iter().filter(|(id, _)| *id == s.member_id).map(|(_, a)| a.clone()).collect()).unwrap_or_default();
+            let mine: Vec<String> = alarms
+                .map(|al| al.iter().filter(|(id, _)| *id == s.member_id).map(|(_, a)| a.clone()).collect())
+                .unwrap_or_default();
             for a in &mine {
                 problems.push(format!("etcd alarm {a} on `{}`", h.name));
             }
@@ -586,7 +618,9 @@ mod tests {
     fn a_healthy_cluster_is_healthy_with_every_fact_known() {
         let f = cluster();
         // Certificates 30+ days away: only the CA is there.
-        f.on(|_, argv| (argv[0] == "sh").then(|| fake::ok(&CERTS[..CERTS.find("-----END CERTIFICATE-----").unwrap() + 25])));
+        f.on(|_, argv| {
+            (argv[0] == "sh").then(|| fake::ok(&CERTS[..CERTS.find("-----END CERTIFICATE-----").unwrap() + 25]))
+        });
         let r = run(&f, &ctx());
         assert_eq!(r.verdict, Verdict::Healthy, "{:?}", r.problems);
         assert_eq!(r.leader.as_deref(), Some("n100-1"));
@@ -612,7 +646,8 @@ mod tests {
     fn a_dead_member_and_a_near_certificate_make_it_degraded_and_say_why() {
         let f = cluster();
         f.on(|t, argv| {
-            (t.host == "n100-2" && argv[0] == "curl").then(|| fake::exit(7, "curl: (7) Failed to connect to 127.0.0.1 port 2379"))
+            (t.host == "n100-2" && argv[0] == "curl")
+                .then(|| fake::exit(7, "curl: (7) Failed to connect to 127.0.0.1 port 2379"))
         });
         let r = run(&f, &ctx());
         assert_eq!(r.verdict, Verdict::Degraded);
@@ -632,7 +667,11 @@ mod tests {
     fn no_server_over_ssh_is_unreachable() {
         let f = cluster();
         f.on(|t, _| {
-            Some(Err(RemoteError::Unreachable { host: t.host.clone(), dest: t.dest.clone(), detail: "No route to host".into() }))
+            Some(Err(RemoteError::Unreachable {
+                host: t.host.clone(),
+                dest: t.dest.clone(),
+                detail: "No route to host".into(),
+            }))
         });
         let r = run(&f, &ctx());
         assert_eq!(r.verdict, Verdict::Unreachable);
@@ -645,7 +684,9 @@ mod tests {
     #[test]
     fn the_lab_has_no_certificates_and_says_not_applicable() {
         let f = cluster();
-        f.on(|_, argv| (argv[0] == "sh").then(|| fake::exit(1, "cat: '/var/lib/rancher/k3s/server/tls/*.crt': No such file")));
+        f.on(|_, argv| {
+            (argv[0] == "sh").then(|| fake::exit(1, "cat: '/var/lib/rancher/k3s/server/tls/*.crt': No such file"))
+        });
         let mut c = ctx();
         c.lab = true;
         let r = run(&f, &c);

@@ -152,7 +152,9 @@ pub fn restore_and_read(path: &Path, snapshot: &[u8], tools: &Tools) -> Result<R
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log_file);
-    let child = cmd.spawn().map_err(|e| OperateError::Tool { command: tools.etcd.display().to_string(), detail: e.to_string() })?;
+    let child = cmd
+        .spawn()
+        .map_err(|e| OperateError::Tool { command: tools.etcd.display().to_string(), detail: e.to_string() })?;
     s.member = Some(child);
     let addr = SocketAddr::from(([127, 0, 0, 1], client));
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -167,10 +169,16 @@ pub fn restore_and_read(path: &Path, snapshot: &[u8], tools: &Tools) -> Result<R
         if let Some(Ok(Some(status))) = s.member.as_mut().map(Child::try_wait) {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             let last = text.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
-            return Err(OperateError::Tool { command: "etcd (throwaway)".into(), detail: format!("exited ({status}): {last}") });
+            return Err(OperateError::Tool {
+                command: "etcd (throwaway)".into(),
+                detail: format!("exited ({status}): {last}"),
+            });
         }
         if Instant::now() > deadline {
-            return Err(OperateError::Tool { command: "etcd (throwaway)".into(), detail: "not ready after 30 s".into() });
+            return Err(OperateError::Tool {
+                command: "etcd (throwaway)".into(),
+                detail: "not ready after 30 s".into(),
+            });
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -19,7 +19,7 @@ pub mod fake;
 use std::time::Duration;
 
 pub use quote::{quote, shell_line};
-pub use ssh::{Ssh, SshOptions};
+pub use ssh::{Ssh, SshOptions, batch_script, split_batch};
 
 /// A host to reach: its name in the inventory and where SSH goes (`user@host[:port]`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -138,7 +138,8 @@ pub fn batch_script(cmds: &[Command]) -> String {
 /// Splits a batch's output into one [`Output`] per command; a part without its exit line
 /// did not finish (status -1).
 pub fn split_batch(out: &str, n: usize) -> Vec<Output> {
-    let mut parts: Vec<Output> = (0..n).map(|_| Output { status: -1, stdout: String::new(), stderr: String::new() }).collect();
+    let mut parts: Vec<Output> =
+        (0..n).map(|_| Output { status: -1, stdout: String::new(), stderr: String::new() }).collect();
     let (start, end) = (format!("{MARK} "), format!("{MARK}-exit "));
     let mut current: Option<usize> = None;
     for line in out.split_inclusive('\n') {
@@ -225,7 +226,10 @@ mod tests {
     #[test]
     fn a_batch_runs_in_one_shell_and_splits_back_per_command() {
         let t = Duration::from_secs(1);
-        let cmds = [Command::new(["readlink", "-f", "/run/current-system"], t), Command::new(["systemctl", "is-active", "k3s"], t)];
+        let cmds = [
+            Command::new(["readlink", "-f", "/run/current-system"], t),
+            Command::new(["systemctl", "is-active", "k3s"], t),
+        ];
         assert_eq!(
             batch_script(&cmds),
             r#"echo '@@n3x-part 0'; readlink -f /run/current-system 2>&1; s=$?; echo; echo "@@n3x-part-exit $s"; echo '@@n3x-part 1'; systemctl is-active k3s 2>&1; s=$?; echo; echo "@@n3x-part-exit $s""#

@@ -90,9 +90,7 @@ impl Purpose {
         match self {
             Purpose::Show | Purpose::Secrets => "fix the errors above (`n3x check` lists them), then try again",
             Purpose::Lab => "fix the errors above (`n3x check` lists them); nothing was created",
-            Purpose::Deploy | Purpose::Operate => {
-                "fix the errors above (`n3x check` lists them); no host was touched"
-            }
+            Purpose::Deploy | Purpose::Operate => "fix the errors above (`n3x check` lists them); no host was touched",
         }
     }
 }

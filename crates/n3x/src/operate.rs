@@ -72,7 +72,8 @@ pub fn status(a: &StatusArgs) -> Result<u8, Error> {
         let newest = bundle::list(&dir)?
             .into_iter()
             .find_map(|e| e.manifest.map(|m| (m.file.clone(), m.created_unix, m.revision)));
-        let ctx = Context { lab: t.lab.is_some(), journal: journal.as_ref(), newest_backup: newest, now_unix: now_unix() };
+        let ctx =
+            Context { lab: t.lab.is_some(), journal: journal.as_ref(), newest_backup: newest, now_unix: now_unix() };
         let report = status::collect(ask, &t.spec, &ctx);
         let code = match report.verdict {
             Verdict::Healthy => exit::OK,
@@ -112,7 +113,7 @@ fn fact<T>(f: &Fact<T>, show: impl Fn(&T) -> String) -> String {
 }
 
 /// `/nix/store/abcdefgh...-nixos-system-x` -> `abcdefgh`.
-fn short_gen(p: &String) -> String {
+fn short_gen(p: &str) -> String {
     p.strip_prefix("/nix/store/").unwrap_or(p).chars().take(8).collect()
 }
 
@@ -158,12 +159,12 @@ pub fn status_text(r: &Report) -> String {
         .iter()
         .map(|h| {
             let g = &h.generation;
-            let mut gen_ = fact(&g.current, short_gen);
+            let mut gen_ = fact(&g.current, |p| short_gen(p));
             if g.drift.known() == Some(&true) {
-                gen_.push_str(&format!(" (expected {})", fact(&g.expected, short_gen)));
+                gen_.push_str(&format!(" (expected {})", fact(&g.expected, |p| short_gen(p))));
             }
             if g.reboot_pending.known() == Some(&true) {
-                gen_.push_str(&format!(" (boots {})", fact(&g.booted, short_gen)));
+                gen_.push_str(&format!(" (boots {})", fact(&g.booted, |p| short_gen(p))));
             }
             let etcd = fact(&h.etcd, |m| {
                 let mut s = if m.leader { "leader".to_string() } else { "follower".to_string() };
@@ -275,7 +276,8 @@ fn list(a: &ListArgs) -> Result<u8, Error> {
     let dir = match &a.dir {
         Some(d) => d.clone(),
         None => {
-            let cluster = ClusterArgs { inventory: a.inventory.clone(), lab: a.lab, cluster: a.cluster.clone(), timeout: 10 };
+            let cluster =
+                ClusterArgs { inventory: a.inventory.clone(), lab: a.lab, cluster: a.cluster.clone(), timeout: 10 };
             let (t, _) = open(&cluster)?;
             backup_dir(None, &t)?
         }

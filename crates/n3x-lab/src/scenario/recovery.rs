@@ -14,7 +14,9 @@ use n3x_deploy::observe::Ask;
 use n3x_operate::OperateError;
 use n3x_operate::backup::{self, RestoreOptions, SnapshotOptions};
 
-use super::kit::{Ctx, Request, Run, agents, at, first_acks_after, server_names, status, verify_result, wait_for, writes};
+use super::kit::{
+    Ctx, Request, Run, agents, at, first_acks_after, server_names, status, verify_result, wait_for, writes,
+};
 use crate::error::LabError;
 use crate::rehearse::Rehearsal;
 
@@ -85,8 +87,12 @@ pub(super) fn run(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
 
     (ctx.on_step)("restoring over SSH (k3s cluster-reset on the init server, the others rejoin)");
     let restore_from = now_ms(ctx)?;
-    let ropts =
-        RestoreOptions { force: false, plan_only: false, timeout: Duration::from_secs(10), start_timeout: Duration::from_secs(60) };
+    let ropts = RestoreOptions {
+        force: false,
+        plan_only: false,
+        timeout: Duration::from_secs(10),
+        start_timeout: Duration::from_secs(60),
+    };
     let restored = backup::restore(ask, &lab.spec, &taken.path, &ids, &ropts, &mut |_| {});
     let restore_to = now_ms(ctx)?;
     let restored = match restored {
@@ -138,7 +144,9 @@ pub(super) fn run(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
     // Writes acknowledged after the restore are all there too.
     let late_lost = ws
         .iter()
-        .filter(|w| w.acked_ms.is_some_and(|t| t > restore_from) && (lost.contains(&w.key()) || mismatched.contains(&w.key())))
+        .filter(|w| {
+            w.acked_ms.is_some_and(|t| t > restore_from) && (lost.contains(&w.key()) || mismatched.contains(&w.key()))
+        })
         .count();
     run.require(late_lost == 0, || format!("{late_lost} writes acknowledged after the restore were lost"));
     Ok(())
