@@ -29,6 +29,10 @@ if [[ $(id -u) -eq 0 ]]; then
   deploys=(--scenario rolling-deploy --scenario bad-deploy --scenario deploy-cut --scenario all-at-once --scenario rolling-no-transfer)
   timeout 900 ./target/release/n3x lab run "${deploys[@]}" --report "$report/deploy-reference"
   timeout 900 ./target/release/n3x lab run -f examples/five-servers.toml "${deploys[@]}" --report "$report/deploy-five-servers"
+  # A backup taken over SSH, every server destroyed, the cluster restored from it (k3s's
+  # cluster-reset procedure), on both clusters.
+  timeout 600 ./target/release/n3x lab run --scenario disaster-recovery --report "$report/recovery-reference"
+  timeout 600 ./target/release/n3x lab run -f examples/five-servers.toml --scenario disaster-recovery --report "$report/recovery-five-servers"
 elif [[ -n "${CI:-}" && "${CI}" != 0 && "${CI}" != false ]]; then
   echo "lab scenarios need root, and CI is set: a skip is a failure here (run as root)" >&2
   exit 1

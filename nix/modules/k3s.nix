@@ -106,6 +106,12 @@ in
       configPath = configFile;
     };
 
+    # The same settings at k3s's default config location, so what is run by hand or by
+    # n3x over SSH (`k3s etcd-snapshot save`, `k3s server --cluster-reset` in `n3x backup
+    # restore`) sees the data dir, node IP and snapshot settings the service runs with.
+    # The service keeps `--config <store path>`, so a changed config still restarts it.
+    environment.etc."rancher/k3s/config.yaml".source = configFile;
+
     environment.systemPackages = [ pkgs.iproute2 ];
   };
 }

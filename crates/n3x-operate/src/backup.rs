@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use n3x_deploy::observe::{Ask, ClusterView, is_member_of};
-use n3x_deploy::{ClusterSpec, HostSpec, commands};
+use n3x_deploy::{ClusterSpec, DeployError, HostSpec, commands};
 use n3x_secrets::keys::Identities;
 use serde::Serialize;
 
@@ -92,10 +92,37 @@ pub fn snapshot(
     let name = format!("n3x-{}", opts.now_unix);
     let long = opts.timeout.max(Duration::from_secs(300));
     progress(&format!("{}: k3s etcd-snapshot save --name {name}", h.name));
-    ask.run(h, "taking the snapshot", &commands::snapshot(&name, long))?;
-    let after = ask.status(h)?;
-    let listing = ask.run(h, "listing the snapshots", &commands::snapshot_files(opts.timeout))?;
-    let file = newest_named(&listing, &name).ok_or_else(|| OperateError::Tool {
+    // None of these reads input: one connection takes the snapshot, then reads the
+    // revision after it, the file's name, the token and the k3s version.
+    let t = opts.timeout;
+    let cmds = [
+        commands::snapshot(&name, long),
+        commands::etcd_inline(n3x_etcd::STATUS, &n3x_etcd::empty_body(), t),
+        commands::snapshot_files(t),
+        commands::read_token(t),
+        commands::k3s_version(t),
+    ];
+    let outs =
+        ask.remote.run_all(&h.target(), &cmds).map_err(|e| DeployError::remote(&h.name, "taking the snapshot", e))?;
+    let answer = |i: usize, what: &str| -> Result<&str, OperateError> {
+        match outs.get(i) {
+            Some(o) if o.status == 0 => Ok(o.stdout.as_str()),
+            Some(o) => Err(OperateError::Tool {
+                command: format!("{what} on `{}`", h.name),
+                detail: format!("exit {}: {}", o.status, o.stderr.trim()),
+            }),
+            None => Err(OperateError::Tool { command: format!("{what} on `{}`", h.name), detail: "no answer".into() }),
+        }
+    };
+    answer(0, &format!("k3s etcd-snapshot save --name {name}"))?;
+    let after = n3x_etcd::parse_status(answer(1, "etcd status")?)
+        .map_err(|e| OperateError::Tool { command: format!("etcd status on `{}`", h.name), detail: e.0 })?;
+    let listing = answer(2, "listing the snapshots")?;
+    let token = zeroize::Zeroizing::new(answer(3, "reading the server token")?.trim().to_owned());
+    let k3s_version = answer(4, "k3s --version")
+        .map(|v| v.split_whitespace().nth(2).unwrap_or("unknown").to_owned())
+        .unwrap_or_else(|_| "unknown".into());
+    let file = newest_named(listing, &name).ok_or_else(|| OperateError::Tool {
         command: format!("k3s etcd-snapshot save --name {name} on `{}`", h.name),
         detail: format!("no file `{name}-*` in {}", commands::SNAPSHOT_DIR),
     })?;
@@ -114,8 +141,6 @@ pub fn snapshot(
             detail: "the fetched snapshot fails etcd's own sha256 check".into(),
         });
     }
-    let token = zeroize::Zeroizing::new(ask.run(h, "reading the server token", &commands::read_token(opts.timeout))?);
-    let k3s_version = ask.k3s_version(h).unwrap_or_else(|_| "unknown".into());
     let origin = Origin {
         cluster: spec.name.clone(),
         member: h.name.clone(),
@@ -357,11 +382,25 @@ pub fn restore(
 /// Waits until `h`'s member answers with a leader and is a voting member of the list.
 fn wait_member(ask: Ask<'_>, h: &HostSpec, timeout: Duration) -> Result<(), OperateError> {
     let deadline = Instant::now() + timeout;
+    let cmds = [
+        commands::etcd_inline(n3x_etcd::STATUS, &n3x_etcd::empty_body(), ask.timeout),
+        commands::etcd_inline(n3x_etcd::MEMBER_LIST, &n3x_etcd::empty_body(), ask.timeout),
+    ];
+    let parse = |outs: Vec<n3x_remote::Output>| -> Result<(n3x_etcd::Status, Vec<n3x_etcd::Member>), String> {
+        let text = |i: usize| match outs.get(i) {
+            Some(o) if o.status == 0 => Ok(o.stdout.clone()),
+            Some(o) => Err(format!("exit {}: {}", o.status, o.stderr.trim())),
+            None => Err("no answer".to_owned()),
+        };
+        let s = n3x_etcd::parse_status(&text(0)?).map_err(|e| e.0)?;
+        Ok((s, n3x_etcd::parse_members(&text(1)?).map_err(|e| e.0)?))
+    };
     loop {
-        let last = match ask.status(h).and_then(|s| Ok((s, ask.members(h)?))) {
+        let answer = ask.remote.run_all(&h.target(), &cmds).map_err(|e| e.to_string()).and_then(parse);
+        let last = match answer {
             Ok((s, ms)) if s.leader != 0 && ms.iter().any(|m| is_member_of(m, h) && !m.is_learner) => return Ok(()),
             Ok((s, _)) => format!("member {:x} has no leader or is not listed yet", s.member_id),
-            Err(e) => e.to_string(),
+            Err(e) => e,
         };
         if Instant::now() > deadline {
             return Err(OperateError::Restore {
@@ -437,7 +476,13 @@ mod tests {
         let on_leader: Vec<String> =
             calls.iter().filter(|(h, a)| h == "n100-1" && a[0] != "curl").map(|(_, a)| a.join(" ")).collect();
         assert_eq!(on_leader[0], "k3s etcd-snapshot save --name n3x-1795791447");
-        assert!(on_leader[2].starts_with("base64 -w0 /var/lib/rancher/k3s/server/db/snapshots/n3x-1795791447-n100-1-"));
+        assert!(
+            on_leader
+                .last()
+                .unwrap()
+                .starts_with("base64 -w0 /var/lib/rancher/k3s/server/db/snapshots/n3x-1795791447-n100-1-"),
+            "{on_leader:#?}"
+        );
         let text = std::fs::read(&t.path).unwrap();
         assert!(!text.windows(6).any(|w| w == b"s3cret"));
     }

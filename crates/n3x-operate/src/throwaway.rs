@@ -147,6 +147,9 @@ pub fn restore_and_read(path: &Path, snapshot: &[u8], tools: &Tools) -> Result<R
         .arg(format!("--listen-client-urls={client_url}"))
         .arg(format!("--advertise-client-urls={client_url}"))
         .arg(format!("--initial-cluster=verify={peer_url}"))
+        // A member alone on loopback: elect itself in 100 ms, not etcd's default second.
+        .arg("--heartbeat-interval=10")
+        .arg("--election-timeout=100")
         .arg("--log-outputs=stderr")
         .arg("--logger=zap")
         .stdin(Stdio::null())
