@@ -317,13 +317,14 @@ pub fn restore(
             took_ms: t0.elapsed().as_millis() as u64,
         });
     }
+    // A cluster with quorum still takes writes: restoring it throws them away, so only
+    // with --force (a bad write to roll back). Without quorum there is nothing to lose.
     let view = ClusterView::ask(ask, spec);
     let servers = view.statuses.len();
-    if !opts.force && view.healthy() == servers && view.leader().is_some() {
-        let leader = view.leader().map(|h| h.name.clone()).unwrap_or_default();
+    if let (false, Some(leader)) = (opts.force, view.leader().filter(|_| view.healthy() > servers / 2)) {
         return Err(OperateError::Healthy {
             cluster: spec.name.clone(),
-            detail: format!("{servers} of {servers} members answer, `{leader}` leads"),
+            detail: format!("{} of {servers} members answer, `{}` leads", view.healthy(), leader.name),
         });
     }
     let t = opts.timeout;
@@ -510,6 +511,10 @@ mod tests {
         assert!(matches!(e, OperateError::Healthy { .. }), "{e}");
         // Refused after reading only etcd's status: no write command was sent.
         assert!(f.calls()[before..].iter().all(|(_, a)| a[0] == "curl"));
+        // One member down, quorum kept: still refused.
+        f.on(|t, a| (t.host == "n100-3" && a[0] == "curl").then(|| fake::exit(7, "curl: (7) Failed to connect")));
+        let e = restore(ask, &reference(), &t.path, &ids, &opts(false, false), &mut |_| {}).err().unwrap();
+        assert!(e.to_string().contains("has quorum (2 of 3 members answer"), "{e}");
         let mid = f.calls().len();
         let p = restore(ask, &reference(), &t.path, &ids, &opts(false, true), &mut |_| {}).unwrap();
         assert!(!p.ran);

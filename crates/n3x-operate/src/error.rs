@@ -49,7 +49,7 @@ pub enum OperateError {
     Corrupt { path: PathBuf, detail: String },
     #[error("{} is a snapshot of cluster `{theirs}`, not of `{ours}`", .path.display())]
     OtherCluster { path: PathBuf, theirs: String, ours: String },
-    #[error("`{cluster}` is healthy ({detail}): a restore would throw away every write since the snapshot")]
+    #[error("`{cluster}` has quorum ({detail}): a restore would throw away every write since the snapshot")]
     Healthy { cluster: String, detail: String },
     #[error("`{command}` failed: {detail}")]
     Tool { command: String, detail: String },

@@ -184,7 +184,7 @@ pub enum BackupCommand {
     /// --cluster-reset-restore-path=...`; wipes the other servers' etcd data; starts the
     /// init server, then the others one at a time, each waited for until its member has
     /// joined. Every write after the snapshot is lost by design. Refused for another
-    /// cluster's snapshot, and while the cluster is healthy unless --force. Exit status: 0
+    /// cluster's snapshot, and while the cluster has quorum unless --force. Exit status: 0
     /// restored; 6 refused; 11 the backup is bad; 8 stopped part-way (rerun it).
     #[command(after_help = "Examples:
   n3x backup restore FILE --plan
@@ -255,7 +255,7 @@ pub struct RestoreArgs {
     /// Print the steps (host and command); run nothing.
     #[arg(long)]
     pub plan: bool,
-    /// Restore even though the cluster is healthy (every write since the snapshot is lost).
+    /// Restore even though the cluster has quorum (every write since the snapshot is lost).
     #[arg(long)]
     pub force: bool,
     /// The age identity to decrypt with (default as for `verify`).

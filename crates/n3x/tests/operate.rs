@@ -411,7 +411,7 @@ fn a_healthy_cluster_refuses_restore_and_a_killed_snapshot_leaves_no_partial_fil
     // Healthy: refused, nothing touched (exit 6), unless forced.
     let o = n3x(&d, &["backup", "restore", &file, "--lab", "-f", &inv], &[]);
     assert_eq!(o.status.code(), Some(6), "{}", text(&o));
-    assert!(stderr(&o).contains("is healthy") && stderr(&o).contains("--force"), "{}", text(&o));
+    assert!(stderr(&o).contains("has quorum (3 of 3 members answer") && stderr(&o).contains("--force"), "{}", text(&o));
     assert_eq!(n3x(&d, &["status", "--lab", "-f", &inv], &[]).status.code(), Some(0));
 
     // SIGKILL during `snapshot`: when its temporary file appears (mid-write), and at
