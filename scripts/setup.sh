@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # Debian packages n3x and its tests use. Kept in one place so CI and people agree:
-# etcd-server (the lab's datastore), etcd-client (benchmarks), iproute2 and nftables
+# etcd-server (the lab's datastore), etcd-client (etcdctl: `backup verify`, the lab's restore double, benchmarks), iproute2 and nftables
 # (the lab's fabric), util-linux (setpriv, for the non-root test), iperf3 (switch bench),
 # nix-bin (parses and evaluates the flake's Nix), age (cross-checks secrets).
 # iputils-ping (the switch's ping test), openssh-client, strace and python3-cryptography
@@ -40,14 +40,6 @@ if ! command -v cargo >/dev/null 2>&1; then
   for d in "$HOME/.cargo/bin" /root/.cargo/bin /usr/local/cargo/bin; do
     [[ -x "$d/cargo" ]] && export PATH="$d:$PATH" && break
   done
-fi
-# pyflakes (PyPI): the tests lint every generated NixOS VM test script as the NixOS test
-# driver does before running one.
-if ! python3 -m pyflakes --version >/dev/null 2>&1; then
-  echo "n3x setup: installing pyflakes (pip)" >&2
-  python3 -m pip install -q pyflakes 2>/dev/null \
-    || python3 -m pip install -q --break-system-packages pyflakes \
-    || { echo "n3x setup: cannot install pyflakes; fix: python3 -m pip install pyflakes" >&2; exit 2; }
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

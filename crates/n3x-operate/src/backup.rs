@@ -450,6 +450,19 @@ mod tests {
         f
     }
 
+    /// A healthy cluster, a key, and a backup taken from the cluster with it.
+    fn fixture() -> (tempfile::TempDir, Identities, Fake, Taken) {
+        let d = tempfile::tempdir().unwrap();
+        let (ids, public) = key();
+        let f = cluster();
+        let t = take(&f, d.path(), &public);
+        (d, ids, f, t)
+    }
+
+    fn ropts(force: bool, plan_only: bool) -> RestoreOptions {
+        RestoreOptions { force, plan_only, timeout: Duration::from_secs(5), start_timeout: Duration::from_secs(1) }
+    }
+
     fn take(f: &Fake, dir: &Path, to: &str) -> Taken {
         let opts = SnapshotOptions {
             dir: dir.to_path_buf(),
@@ -463,10 +476,7 @@ mod tests {
 
     #[test]
     fn a_snapshot_is_fetched_from_the_leader_encrypted_and_never_in_an_argv() {
-        let d = tempfile::tempdir().unwrap();
-        let (ids, public) = key();
-        let f = cluster();
-        let t = take(&f, d.path(), &public);
+        let (_d, ids, f, t) = fixture();
         assert_eq!(t.manifest.member, "n100-1");
         assert_eq!((t.manifest.revision, t.manifest.k3s_version.as_str()), (9, "v1.31.4+k3s1"));
         let l = load(&t.path, &ids).unwrap();
@@ -490,17 +500,9 @@ mod tests {
 
     #[test]
     fn restore_refuses_another_cluster_and_a_healthy_one_and_plans_without_touching() {
-        let d = tempfile::tempdir().unwrap();
-        let (ids, public) = key();
-        let f = cluster();
-        let t = take(&f, d.path(), &public);
+        let (_d, ids, f, t) = fixture();
         let ask = Ask { remote: &f, timeout: Duration::from_secs(1) };
-        let opts = |force, plan_only| RestoreOptions {
-            force,
-            plan_only,
-            timeout: Duration::from_secs(5),
-            start_timeout: Duration::from_secs(1),
-        };
+        let opts = ropts;
         let mut other = reference();
         other.name = "elsewhere".into();
         let before = f.calls().len();
@@ -527,19 +529,10 @@ mod tests {
 
     #[test]
     fn a_forced_restore_runs_k3s_procedure_in_order_with_the_token_on_stdin() {
-        let d = tempfile::tempdir().unwrap();
-        let (ids, public) = key();
-        let f = cluster();
-        let t = take(&f, d.path(), &public);
+        let (_d, ids, f, t) = fixture();
         let before = f.calls().len();
         let ask = Ask { remote: &f, timeout: Duration::from_secs(1) };
-        let opts = RestoreOptions {
-            force: true,
-            plan_only: false,
-            timeout: Duration::from_secs(5),
-            start_timeout: Duration::from_secs(1),
-        };
-        let r = restore(ask, &reference(), &t.path, &ids, &opts, &mut |_| {}).unwrap();
+        let r = restore(ask, &reference(), &t.path, &ids, &ropts(true, false), &mut |_| {}).unwrap();
         assert!(r.ran && r.steps.iter().all(|s| s.took_ms.is_some()));
         assert_eq!(r.members, 3);
         let writes: Vec<String> = f.calls()[before..]
@@ -560,21 +553,12 @@ mod tests {
 
     #[test]
     fn a_host_lost_mid_restore_names_the_step_and_says_rerun() {
-        let d = tempfile::tempdir().unwrap();
-        let (ids, public) = key();
-        let f = cluster();
-        let t = take(&f, d.path(), &public);
+        let (_d, ids, f, t) = fixture();
         f.on(|h, a| {
             (h.host == "n100-3" && a[0] == "rm").then(|| fake::exit(1, "rm: cannot remove: Read-only file system"))
         });
         let ask = Ask { remote: &f, timeout: Duration::from_secs(1) };
-        let opts = RestoreOptions {
-            force: true,
-            plan_only: false,
-            timeout: Duration::from_secs(5),
-            start_timeout: Duration::from_secs(1),
-        };
-        let e = restore(ask, &reference(), &t.path, &ids, &opts, &mut |_| {}).err().unwrap();
+        let e = restore(ask, &reference(), &t.path, &ids, &ropts(true, false), &mut |_| {}).err().unwrap();
         assert_eq!(e.kind(), crate::Kind::Interrupted);
         assert!(e.to_string().contains("wipe its etcd data on `n100-3`"), "{e}");
     }

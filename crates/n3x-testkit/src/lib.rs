@@ -78,6 +78,34 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
     out
 }
 
+/// Runs the binary `bin` (a test's `env!("CARGO_BIN_EXE_n3x")`) in `cwd` with `args` and
+/// extra `env`, colour off, and returns its output.
+pub fn run(bin: &str, cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = std::process::Command::new(bin);
+    c.current_dir(cwd).env("NO_COLOR", "1").args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap_or_else(|e| panic!("run {bin}: {e}"))
+}
+
+/// A lab a test brought up: `n3x lab down --cluster NAME` when dropped, which must succeed
+/// unless the test is already failing.
+pub struct LabGuard<'a> {
+    pub bin: &'a str,
+    pub cwd: &'a std::path::Path,
+    pub cluster: &'a str,
+}
+
+impl Drop for LabGuard<'_> {
+    fn drop(&mut self) {
+        let o = run(self.bin, self.cwd, &["lab", "down", "--cluster", self.cluster], &[]);
+        if !std::thread::panicking() {
+            assert_eq!(o.status.code(), Some(0), "lab down: {}", output_text(&o));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,17 +109,24 @@ pub enum Command {
     Backup(BackupCommand),
 }
 
-/// Which cluster: the inventory's machines, or with --lab its running lab.
-#[derive(Debug, Args)]
-pub struct ClusterArgs {
-    #[command(flatten)]
-    pub inventory: InventoryArg,
+/// The running lab instead of the machines.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LabArg {
     /// The running lab of this inventory instead of the machines (root; `n3x lab up` first).
     #[arg(long)]
     pub lab: bool,
     /// With --lab: which lab, when several are up.
     #[arg(long, value_name = "NAME", requires = "lab")]
     pub cluster: Option<String>,
+}
+
+/// Which cluster: the inventory's machines, or with --lab its running lab.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    #[command(flatten)]
+    pub lab: LabArg,
     /// Seconds one remote command may take (connecting included).
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
@@ -218,11 +225,8 @@ pub struct ListArgs {
     /// The backup directory (default: the cluster's, as for `snapshot`).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// The running lab's backups.
-    #[arg(long)]
-    pub lab: bool,
-    #[arg(long, value_name = "NAME", requires = "lab")]
-    pub cluster: Option<String>,
+    #[command(flatten)]
+    pub lab: LabArg,
     #[arg(long)]
     pub json: bool,
 }
@@ -233,14 +237,11 @@ pub struct VerifyArgs {
     #[arg(value_name = "FILE")]
     pub backup: PathBuf,
     /// The age identity to decrypt with (default: sops' key file, $SOPS_AGE_KEY_FILE or
-    /// ~/.config/sops/age/keys.txt; with --lab, the lab's).
+    /// ~/.config/sops/age/keys.txt; with --lab, the lab's backup identity).
     #[arg(long, value_name = "FILE")]
     pub identity: Option<PathBuf>,
-    /// Decrypt with the running lab's backup identity.
-    #[arg(long)]
-    pub lab: bool,
-    #[arg(long, value_name = "NAME", requires = "lab")]
-    pub cluster: Option<String>,
+    #[command(flatten)]
+    pub lab: LabArg,
     #[arg(long)]
     pub json: bool,
 }

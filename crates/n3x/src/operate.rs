@@ -13,7 +13,9 @@ use n3x_operate::status::{self, Context, Fact, Report, Verdict};
 use n3x_operate::throwaway::Tools;
 use n3x_secrets::keys::Identities;
 
-use crate::cli::{BackupCommand, ClusterArgs, ListArgs, RestoreArgs, SnapshotArgs, StatusArgs, TargetArgs, VerifyArgs};
+use crate::cli::{
+    BackupCommand, ClusterArgs, LabArg, ListArgs, RestoreArgs, SnapshotArgs, StatusArgs, TargetArgs, VerifyArgs,
+};
 use crate::deploy::{Target, target};
 use crate::error::Error;
 use crate::exit;
@@ -34,7 +36,7 @@ fn json_line(v: &impl serde::Serialize, pretty: bool) {
 }
 
 fn open(t: &ClusterArgs) -> Result<(Target, n3x_model::Resolved), Error> {
-    target(&t.inventory, t.lab, t.cluster.as_ref(), Purpose::Operate)
+    target(&t.inventory, t.lab.lab, t.lab.cluster.as_ref(), Purpose::Operate)
 }
 
 /// The backup directory: the flag, the lab's, or the cluster's default.
@@ -276,8 +278,7 @@ fn list(a: &ListArgs) -> Result<u8, Error> {
     let dir = match &a.dir {
         Some(d) => d.clone(),
         None => {
-            let cluster =
-                ClusterArgs { inventory: a.inventory.clone(), lab: a.lab, cluster: a.cluster.clone(), timeout: 10 };
+            let cluster = ClusterArgs { inventory: a.inventory.clone(), lab: a.lab.clone(), timeout: 10 };
             let (t, _) = open(&cluster)?;
             backup_dir(None, &t)?
         }
@@ -313,11 +314,11 @@ fn list(a: &ListArgs) -> Result<u8, Error> {
 }
 
 /// The identity that decrypts: the flag, the lab's, or sops' admin key file.
-fn identities(flag: Option<&PathBuf>, lab: bool, cluster: Option<&String>) -> Result<Identities, Error> {
-    let path = match (flag, lab) {
+fn identities(flag: Option<&PathBuf>, lab: &LabArg) -> Result<Identities, Error> {
+    let path = match (flag, lab.lab) {
         (Some(p), _) => p.clone(),
         (None, true) => {
-            let args = TargetArgs { inventory: Default::default(), cluster: cluster.cloned(), json: false };
+            let args = TargetArgs { inventory: Default::default(), cluster: lab.cluster.clone(), json: false };
             let (_, dir) = crate::lab::running(&args)?;
             n3x_lab::hostroot::backup_key(&dir)?.0
         }
@@ -330,7 +331,7 @@ fn identities(flag: Option<&PathBuf>, lab: bool, cluster: Option<&String>) -> Re
 }
 
 fn verify(a: &VerifyArgs) -> Result<u8, Error> {
-    let ids = identities(a.identity.as_ref(), a.lab, a.cluster.as_ref())?;
+    let ids = identities(a.identity.as_ref(), &a.lab)?;
     let tools = Tools::find()?;
     let v = backup::verify(&a.backup, &ids, &tools, &mut progress)?;
     if a.json {
@@ -358,8 +359,7 @@ fn verify(a: &VerifyArgs) -> Result<u8, Error> {
 
 fn restore(a: &RestoreArgs) -> Result<u8, Error> {
     let (t, _) = open(&a.target)?;
-    let lab = t.lab.is_some();
-    let ids = identities(a.identity.as_ref(), lab, a.target.cluster.as_ref())?;
+    let ids = identities(a.identity.as_ref(), &a.target.lab)?;
     let opts = RestoreOptions {
         force: a.force,
         plan_only: a.plan,

@@ -101,26 +101,12 @@ fn assert_no_deploy_left(cluster: &str) {
     }
 }
 
-struct Lab<'a> {
-    cwd: &'a Path,
-    cluster: &'a str,
-}
-
-impl Drop for Lab<'_> {
-    fn drop(&mut self) {
-        let o = n3x(self.cwd, &["lab", "down", "--cluster", self.cluster], &[]);
-        if !std::thread::panicking() {
-            assert_eq!(code(&o), Some(0), "lab down: {}", text(&o));
-        }
-    }
-}
-
-fn up<'a>(cwd: &'a Path, cluster: &'a str, inv: &str, extra: &[&str]) -> Lab<'a> {
+fn up<'a>(cwd: &'a Path, cluster: &'a str, inv: &str, extra: &[&str]) -> n3x_testkit::LabGuard<'a> {
     let _ = n3x(cwd, &["lab", "down", "--cluster", cluster], &[]);
     let mut args = vec!["lab", "up", "-f", inv, "--ssh", "on"];
     args.extend_from_slice(extra);
     ok(cwd, &args, &[]);
-    Lab { cwd, cluster }
+    n3x_testkit::LabGuard { bin: env!("CARGO_BIN_EXE_n3x"), cwd, cluster }
 }
 
 /// The deployer killed (SIGKILL) mid-rollout, then `--resume`, at two points; and a second

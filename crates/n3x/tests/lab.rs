@@ -28,12 +28,7 @@ fn dir(name: &str) -> PathBuf {
 }
 
 fn n3x(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_n3x"));
-    c.current_dir(cwd).env("NO_COLOR", "1").args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
+    n3x_testkit::run(env!("CARGO_BIN_EXE_n3x"), cwd, args, env)
 }
 
 fn text(o: &Output) -> String {

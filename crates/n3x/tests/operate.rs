@@ -17,13 +17,10 @@ use n3x_testkit::output_text as text;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
+const BIN: &str = env!("CARGO_BIN_EXE_n3x");
+
 fn n3x(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_n3x"));
-    c.current_dir(cwd).env("NO_COLOR", "1").args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
+    n3x_testkit::run(BIN, cwd, args, env)
 }
 
 fn dir(name: &str) -> PathBuf {
@@ -265,21 +262,7 @@ fn can_run_lab() -> bool {
     root && tools
 }
 
-struct Lab<'a> {
-    cwd: &'a Path,
-    cluster: &'a str,
-}
-
-impl Drop for Lab<'_> {
-    fn drop(&mut self) {
-        let o = n3x(self.cwd, &["lab", "down", "--cluster", self.cluster], &[]);
-        if !std::thread::panicking() {
-            assert_eq!(o.status.code(), Some(0), "lab down: {}", text(&o));
-        }
-    }
-}
-
-fn up<'a>(cwd: &'a Path, cluster: &'a str) -> (Lab<'a>, String) {
+fn up<'a>(cwd: &'a Path, cluster: &'a str) -> (n3x_testkit::LabGuard<'a>, String) {
     let reference = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../n3x.toml")).unwrap();
     let inv = cwd.join(format!("{cluster}.toml"));
     std::fs::write(&inv, reference.replacen("name = \"n3x\"", &format!("name = \"{cluster}\""), 1)).unwrap();
@@ -287,7 +270,7 @@ fn up<'a>(cwd: &'a Path, cluster: &'a str) -> (Lab<'a>, String) {
     let _ = n3x(cwd, &["lab", "down", "--cluster", cluster], &[]);
     let o = n3x(cwd, &["lab", "up", "-f", &inv, "--ssh", "on"], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    (Lab { cwd, cluster }, inv)
+    (n3x_testkit::LabGuard { bin: BIN, cwd, cluster }, inv)
 }
 
 fn json(o: &Output) -> serde_json::Value {
@@ -421,7 +404,7 @@ fn a_healthy_cluster_refuses_restore_and_a_killed_snapshot_leaves_no_partial_fil
     let mut caught_mid_write = 0;
     let mut attempt = 0;
     while attempt < 12 && (attempt < 6 || caught_mid_write == 0) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_n3x"))
+        let mut child = Command::new(BIN)
             .current_dir(&d)
             .args(["backup", "snapshot", "--lab", "-f", &inv, "--dir", killed_dir.to_str().unwrap()])
             .stdout(Stdio::null())
