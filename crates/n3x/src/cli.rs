@@ -107,6 +107,33 @@ pub enum Command {
     /// etcd snapshots encrypted to the admins, proven by restoring them.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Draw the cluster's topology: hosts by role, NICs, bonds, VLANs, networks, addresses.
+    ///
+    /// `svg` for people (one box per host, a line per network, each address on it), `dot`
+    /// for graphviz (`dot -Tpng`), `mermaid` for wikis and GitHub (a ```mermaid block).
+    #[command(after_help = "Examples:
+  n3x graph -o topology.svg
+  n3x graph --format dot | dot -Tpng -o topology.png
+  n3x graph --format mermaid >> docs/cluster.md")]
+    Graph(GraphArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    #[arg(long, value_enum, default_value_t = GraphFormat::Svg)]
+    pub format: GraphFormat,
+    /// Write to FILE (atomically) instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Svg,
+    Dot,
+    Mermaid,
 }
 
 /// The running lab instead of the machines.

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Command::Install(args) => deploy::install(&args),
         Command::Status(args) => operate::status(&args),
         Command::Backup(cmd) => operate::backup(cmd),
+        Command::Graph(args) => graph(&args),
     };
     ExitCode::from(match outcome {
         Ok(code) => code,
@@ -53,6 +54,24 @@ fn check(args: &cli::CheckArgs) -> Result<u8, Error> {
     }
     let warnings_fail = args.deny_warnings && analysis.warnings().next().is_some();
     Ok(if analysis.has_errors() || warnings_fail { exit::INVENTORY } else { exit::OK })
+}
+
+fn graph(args: &cli::GraphArgs) -> Result<u8, Error> {
+    let loaded = inventory::resolve(args.inventory.file.as_deref(), Purpose::Show)?;
+    let t = n3x_pictures::Topology::from_resolved(&loaded.resolved);
+    let text = match args.format {
+        cli::GraphFormat::Svg => n3x_pictures::graph::svg(&t),
+        cli::GraphFormat::Dot => n3x_pictures::graph::dot(&t),
+        cli::GraphFormat::Mermaid => n3x_pictures::graph::mermaid(&t),
+    };
+    match &args.output {
+        Some(path) => n3x_fs::write(path, text.as_bytes(), Some(0o644)).map_err(|e| Error::Usage {
+            message: format!("cannot write {}: {e}", path.display()),
+            help: "check the path and its permissions".into(),
+        })?,
+        None => render::print_stdout(&text),
+    }
+    Ok(exit::OK)
 }
 
 fn show(args: &cli::ShowArgs) -> Result<u8, Error> {
