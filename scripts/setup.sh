@@ -9,8 +9,14 @@ set -euo pipefail
 # nix-bin (parses and evaluates the flake's Nix), age (cross-checks secrets).
 # iputils-ping (the switch's ping test), openssh-client, strace and python3-cryptography
 # (the secrets tests: ssh-keygen, no secret in any argv, an independent SOPS encoder),
-# openssh-server (every lab host's sshd, which `n3x deploy --lab` and `install --lab` reach).
-APT_PACKAGES=(ca-certificates git etcd-server etcd-client iproute2 nftables util-linux iperf3 procps nix-bin age iputils-ping openssh-client openssh-server strace python3-cryptography)
+# openssh-server (every lab host's sshd, which `n3x deploy --lab` and `install --lab` reach),
+# graphviz (renders `n3x graph --format dot` in the tests), chromium and fonts-dejavu-core
+# (the headless browser tests of report.html and the mermaid output).
+APT_PACKAGES=(ca-certificates git etcd-server etcd-client iproute2 nftables util-linux iperf3 procps nix-bin age iputils-ping openssh-client openssh-server strace python3-cryptography graphviz chromium fonts-dejavu-core)
+# Node.js and npm drive the browser tests; a machine that has them (from anywhere) keeps them.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  APT_PACKAGES+=(nodejs npm)
+fi
 
 need_apt=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -34,6 +40,17 @@ if ! python3 -m pyflakes --version >/dev/null 2>&1; then
   python3 -m pip install -q pyflakes 2>/dev/null \
     || python3 -m pip install -q --break-system-packages pyflakes \
     || { echo "n3x setup: cannot install pyflakes; fix: python3 -m pip install pyflakes" >&2; exit 2; }
+fi
+
+# The browser tests' npm packages (playwright-core drives Debian's chromium; mermaid
+# renders `n3x graph --format mermaid`), pinned by tests/browser/package-lock.json.
+browser_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/browser"
+if [[ ! -f "$browser_dir/node_modules/.package-lock.json" ]] \
+  || ! cmp -s "$browser_dir/package-lock.json" "$browser_dir/node_modules/.n3x-lock"; then
+  echo "n3x setup: installing the browser tests' npm packages (npm ci)" >&2
+  (cd "$browser_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+    || { echo "n3x setup: npm ci failed in $browser_dir; fix: check that the npm registry is reachable" >&2; exit 2; }
+  cp "$browser_dir/package-lock.json" "$browser_dir/node_modules/.n3x-lock"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

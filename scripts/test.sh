@@ -33,6 +33,10 @@ if [[ $(id -u) -eq 0 ]]; then
   # cluster-reset procedure), on both clusters.
   timeout 600 ./target/release/n3x lab run --scenario disaster-recovery --report "$report/recovery-reference"
   timeout 600 ./target/release/n3x lab run -f examples/five-servers.toml --scenario disaster-recovery --report "$report/recovery-five-servers"
+  # Every report.html of this run, in headless Chromium from disk: no console error, no
+  # network request, figures drawn, a screenshot that is not blank.
+  echo "== report.html in headless Chromium"
+  node tests/browser/check-page.mjs --out "$report/screenshots" "$report"/*/report.html
 elif [[ -n "${CI:-}" && "${CI}" != 0 && "${CI}" != false ]]; then
   echo "lab scenarios need root, and CI is set: a skip is a failure here (run as root)" >&2
   exit 1

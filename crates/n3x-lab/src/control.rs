@@ -76,6 +76,11 @@ pub enum Request {
     Destroy {
         host: String,
     },
+    /// Writes sent before `before_ms` are settled: later read-backs (`Verify`) skip them
+    /// (a restore from a backup lost the newer ones by design).
+    Settle {
+        before_ms: f64,
+    },
     Shutdown,
 }
 
@@ -169,6 +174,7 @@ impl Request {
             Request::K3s { run: false, .. } => "k3s-stop",
             Request::ClusterReset { .. } => "cluster-reset",
             Request::Destroy { .. } => "destroy",
+            Request::Settle { .. } => "settle",
             Request::Shutdown => "shutdown",
         }
     }

@@ -79,6 +79,8 @@ pub struct Prepared {
     pub fabric_reason: String,
     /// The inventory, as the user named it.
     pub inventory: String,
+    /// Its topology, for the report's picture.
+    pub topology: n3x_pictures::Topology,
 }
 
 /// A named profile (the inventory's first, then the built-in), or a usage error.
@@ -166,6 +168,7 @@ pub fn prepare(
         },
         fabric_reason,
         inventory: inventory.to_owned(),
+        topology: n3x_pictures::Topology::from_resolved(resolved),
     })
 }
 

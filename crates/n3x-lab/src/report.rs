@@ -16,6 +16,9 @@ pub struct Report {
     pub lab: LabInfo,
     pub scenarios: Vec<ScenarioResult>,
     pub passed: bool,
+    /// The cluster's hosts, interfaces and networks, for the report's topology picture.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topology: Option<n3x_pictures::Topology>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -71,12 +74,38 @@ pub fn junit(r: &Report) -> String {
     x
 }
 
-/// Writes `report.json` and `junit.xml` into `dir` (created if needed), atomically.
+/// Writes `report.json`, `junit.xml` and `report.html` into `dir` (created if needed),
+/// each atomically.
 pub fn write(dir: &Path, r: &Report) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let json = serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?;
+    let value = serde_json::to_value(r).map_err(std::io::Error::other)?;
+    let json = serde_json::to_vec_pretty(&value).map_err(std::io::Error::other)?;
     n3x_fs::write(&dir.join("report.json"), &json, None)?;
-    n3x_fs::write(&dir.join("junit.xml"), junit(r).as_bytes(), None)
+    n3x_fs::write(&dir.join("junit.xml"), junit(r).as_bytes(), None)?;
+    n3x_fs::write(&dir.join("report.html"), n3x_pictures::html::render(&value).as_bytes(), None)
+}
+
+/// `n3x lab report DIR`: `report.html` drawn again from `DIR/report.json`.
+pub fn rerender(dir: &Path) -> Result<std::path::PathBuf, LabError> {
+    let json_path = dir.join("report.json");
+    let text =
+        std::fs::read_to_string(&json_path).map_err(|e| LabError::io(format!("read {}", json_path.display()), e))?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| LabError::BadValue {
+        flag: "DIR".into(),
+        value: json_path.display().to_string(),
+        why: format!("not a report.json: {e}"),
+    })?;
+    if !value["scenarios"].is_array() {
+        return Err(LabError::BadValue {
+            flag: "DIR".into(),
+            value: json_path.display().to_string(),
+            why: "not a report.json of `n3x lab run` (no `scenarios`)".into(),
+        });
+    }
+    let html = dir.join("report.html");
+    n3x_fs::write(&html, n3x_pictures::html::render(&value).as_bytes(), None)
+        .map_err(|e| LabError::io(format!("write {}", html.display()), e))?;
+    Ok(html)
 }
 
 fn metric_summary(s: &ScenarioResult) -> String {
@@ -218,6 +247,7 @@ mod tests {
                     duration_ms: 10.0,
                     metrics: Default::default(),
                     failures: vec![],
+                    series: None,
                 },
                 ScenarioResult {
                     name: "partition".into(),
@@ -225,9 +255,11 @@ mod tests {
                     duration_ms: 2000.0,
                     metrics: Default::default(),
                     failures: vec!["a <b> & \"c\"".into()],
+                    series: None,
                 },
             ],
             passed: false,
+            topology: None,
         };
         let x = junit(&r);
         let ws = [

@@ -135,6 +135,7 @@ pub fn run(
         },
         scenarios: results,
         passed,
+        topology: Some(p.topology.clone()),
     };
     let report_error = crate::report::write(&opts.report_dir, &report).err();
     Ok(SessionOutcome { report, teardown, report_error })

@@ -47,7 +47,12 @@ pub fn svg(t: &Topology) -> String {
     let longest = t
         .hosts
         .iter()
-        .flat_map(|h| lines_of(h).into_iter().map(|(i, l)| i / CHAR_W + l.chars().count() as f64).chain([Topology::host_label(h).chars().count() as f64]))
+        .flat_map(|h| {
+            lines_of(h)
+                .into_iter()
+                .map(|(i, l)| i / CHAR_W + l.chars().count() as f64)
+                .chain([Topology::host_label(h).chars().count() as f64])
+        })
         .fold(0.0, f64::max);
     let box_w = (longest * CHAR_W + 24.0).clamp(200.0, 340.0);
     let cols = t.hosts.len().clamp(1, MAX_COLS);
@@ -92,7 +97,9 @@ pub fn svg(t: &Topology) -> String {
     for (k, n) in t.networks.iter().enumerate() {
         let c = colour(k);
         let used: Vec<usize> = (0..rows.len())
-            .filter(|&r| rows[r].iter().any(|h| h.interfaces.iter().any(|i| i.attachments.iter().any(|a| a.network == n.name))))
+            .filter(|&r| {
+                rows[r].iter().any(|h| h.interfaces.iter().any(|i| i.attachments.iter().any(|a| a.network == n.name)))
+            })
             .collect();
         let (Some(&first), Some(&last)) = (used.first(), used.last()) else { continue };
         let tx = 16.0 + k as f64 * 12.0;
@@ -121,7 +128,13 @@ pub fn svg(t: &Topology) -> String {
                 let lx = x + 18.0 + nets as f64 * 14.0;
                 s.text(lx, ly - 3.0, 10.5, &format!(r#"fill="{col}""#), &a.address);
             }
-            s.rect(x, top, box_w, box_h[r], &format!(r##"rx="6" fill="#ffffff" stroke="{}" stroke-width="2""##, role_colour(&h.role)));
+            s.rect(
+                x,
+                top,
+                box_w,
+                box_h[r],
+                &format!(r##"rx="6" fill="#ffffff" stroke="{}" stroke-width="2""##, role_colour(&h.role)),
+            );
             s.text(x + 10.0, top + 20.0, 14.0, r##"font-weight="bold" fill="#111""##, &h.name);
             s.text(x + 10.0, top + 36.0, 10.5, r##"fill="#555""##, &Topology::host_label(h));
             for (i, (indent, line)) in lines_of(h).iter().enumerate() {

@@ -11,13 +11,13 @@ use crate::svg::esc;
 use crate::timeline::{self, Series};
 use crate::topology::Topology;
 
-const STYLE: &str = "body{font-family:'DejaVu Sans',Verdana,sans-serif;margin:24px auto;max-width:1000px;color:#222;padding:0 12px}\
+const STYLE: &str = "body{font-family:'DejaVu Sans',Verdana,sans-serif;margin:24px auto;max-width:1500px;color:#222;padding:0 12px}\
 h1{font-size:24px}h2{font-size:19px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}\
 .meta{color:#555}table{border-collapse:collapse;width:100%;font-size:13px}\
-td,th{border-bottom:1px solid #e4e4e4;padding:5px 8px;text-align:left;vertical-align:top}\
+td,th{border-bottom:1px solid #e4e4e4;padding:5px 8px;text-align:left;vertical-align:top}td:nth-child(-n+3){white-space:nowrap}\
 .pass{color:#fff;background:#009E73;padding:1px 8px;border-radius:9px;font-size:12px}\
 .fail{color:#fff;background:#D55E00;padding:1px 8px;border-radius:9px;font-size:12px}\
-.failures{color:#A33}.figure{overflow-x:auto;margin:8px 0}.metrics{color:#444}";
+.failures{color:#A33}.figure{margin:8px 0}.figure svg{max-width:100%;height:auto}.metrics{color:#444}";
 
 fn num(v: &Value) -> String {
     match v {
@@ -101,9 +101,12 @@ pub fn render(report: &Value) -> String {
     }
     for s in &scenarios {
         let name = s["name"].as_str().unwrap_or("?");
-        let _ = writeln!(o, "<h2 id=\"{id}\">{n} {b}</h2>", id = esc(name), n = esc(name), b = badge(s["passed"] == true));
-        let failures: Vec<String> =
-            s["failures"].as_array().map(|f| f.iter().filter_map(|x| x.as_str().map(esc)).collect()).unwrap_or_default();
+        let _ =
+            writeln!(o, "<h2 id=\"{id}\">{n} {b}</h2>", id = esc(name), n = esc(name), b = badge(s["passed"] == true));
+        let failures: Vec<String> = s["failures"]
+            .as_array()
+            .map(|f| f.iter().filter_map(|x| x.as_str().map(esc)).collect())
+            .unwrap_or_default();
         if !failures.is_empty() {
             let _ = writeln!(o, "<ul class=\"failures\"><li>{}</li></ul>", failures.join("</li><li>"));
         }

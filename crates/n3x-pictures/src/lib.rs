@@ -59,7 +59,8 @@ mod tests {
         let inv = n3x_model::analyze(&gen_inventory(50)).resolve().unwrap_or_else(|e| panic!("{e:?}"));
         let t = Topology::from_resolved(&inv);
         let svg = graph::svg(&t);
-        let width: f64 = svg.split("width=\"").nth(1).and_then(|w| w.split('"').next()).and_then(|w| w.parse().ok()).unwrap_or(0.0);
+        let width: f64 =
+            svg.split("width=\"").nth(1).and_then(|w| w.split('"').next()).and_then(|w| w.parse().ok()).unwrap_or(0.0);
         assert!(width <= 6.0 * (340.0 + 28.0) + 48.0, "six columns at most: {width}");
         let smallest = svg
             .split("font-size=\"")

@@ -42,7 +42,8 @@ impl Svg {
     }
 
     pub fn text(&mut self, x: f64, y: f64, size: f64, attrs: &str, text: &str) {
-        let _ = write!(self.out, r#"<text x="{}" y="{}" font-size="{}" {attrs}>{}</text>"#, n(x), n(y), n(size), esc(text));
+        let _ =
+            write!(self.out, r#"<text x="{}" y="{}" font-size="{}" {attrs}>{}</text>"#, n(x), n(y), n(size), esc(text));
     }
 
     pub fn line(&mut self, x1: f64, y1: f64, x2: f64, y2: f64, attrs: &str) {
@@ -50,7 +51,14 @@ impl Svg {
     }
 
     pub fn rect(&mut self, x: f64, y: f64, w: f64, h: f64, attrs: &str) {
-        let _ = write!(self.out, r#"<rect x="{}" y="{}" width="{}" height="{}" {attrs}/>"#, n(x), n(y), n(w.max(0.0)), n(h.max(0.0)));
+        let _ = write!(
+            self.out,
+            r#"<rect x="{}" y="{}" width="{}" height="{}" {attrs}/>"#,
+            n(x),
+            n(y),
+            n(w.max(0.0)),
+            n(h.max(0.0))
+        );
     }
 
     pub fn circle(&mut self, x: f64, y: f64, r: f64, attrs: &str) {

@@ -152,7 +152,13 @@ fn y_axis(s: &mut Svg, lo: f64, hi: f64) -> impl Fn(f64) -> f64 + use<> {
         s.text(X0 - 6.0, yy + 4.0, 10.0, r##"text-anchor="end" fill="#555""##, &ms_label(v));
         e += 1.0;
     }
-    s.text(14.0, (Y0 + Y1) / 2.0, 11.0, &format!(r##"fill="#333" transform="rotate(-90 14 {})" text-anchor="middle""##, n((Y0 + Y1) / 2.0)), "write latency (log)");
+    s.text(
+        14.0,
+        (Y0 + Y1) / 2.0,
+        11.0,
+        &format!(r##"fill="#333" transform="rotate(-90 14 {})" text-anchor="middle""##, n((Y0 + Y1) / 2.0)),
+        "write latency (log)",
+    );
     y
 }
 
@@ -172,7 +178,13 @@ pub fn timeline(name: &str, s: &Series, why_empty: &str) -> String {
         svg.text(x(t), Y1 + 16.0, 10.0, r##"text-anchor="middle" fill="#555""##, &ms_label(t));
         t += step;
     }
-    svg.text((X0 + X1) / 2.0, Y1 + 34.0, 11.0, r##"text-anchor="middle" fill="#333""##, "time since the scenario started");
+    svg.text(
+        (X0 + X1) / 2.0,
+        Y1 + 34.0,
+        11.0,
+        r##"text-anchor="middle" fill="#333""##,
+        "time since the scenario started",
+    );
     svg.line(X0, Y1, X1, Y1, r##"stroke="#555""##);
     svg.line(X0, Y0, X0, Y1, r##"stroke="#555""##);
     // Windows, shaded, labelled at the top.
@@ -184,7 +196,13 @@ pub fn timeline(name: &str, s: &Series, why_empty: &str) -> String {
     }
     svg.close("g");
     if s.writes.is_empty() {
-        svg.text((X0 + X1) / 2.0, (Y0 + Y1) / 2.0, 14.0, r##"text-anchor="middle" fill="#555""##, &format!("no writes to plot: {why_empty}"));
+        svg.text(
+            (X0 + X1) / 2.0,
+            (Y0 + Y1) / 2.0,
+            14.0,
+            r##"text-anchor="middle" fill="#555""##,
+            &format!("no writes to plot: {why_empty}"),
+        );
     }
     // Writes.
     svg.open("g", r#"class="writes""#);
@@ -222,12 +240,19 @@ pub fn timeline(name: &str, s: &Series, why_empty: &str) -> String {
     svg.close("g");
     // The longest gap.
     if let Some(g) = s.longest_gap {
-        let gy = Y0 + 44.0;
+        // Below the window labels (three rows of 12 px from the top).
+        let gy = Y0 + 60.0;
         svg.line(x(g.from_ms), gy, x(g.to_ms), gy, r##"stroke="#111" stroke-width="2""##);
         svg.line(x(g.from_ms), gy - 5.0, x(g.from_ms), gy + 5.0, r##"stroke="#111" stroke-width="2""##);
         svg.line(x(g.to_ms), gy - 5.0, x(g.to_ms), gy + 5.0, r##"stroke="#111" stroke-width="2""##);
         let mid = (x(g.from_ms) + x(g.to_ms)) / 2.0;
-        svg.text(mid.clamp(X0 + 70.0, X1 - 70.0), gy - 7.0, 11.0, r##"text-anchor="middle" font-weight="bold" fill="#111""##, &format!("longest gap {} ms", n(g.to_ms - g.from_ms)));
+        svg.text(
+            mid.clamp(X0 + 70.0, X1 - 70.0),
+            gy - 7.0,
+            11.0,
+            r##"text-anchor="middle" font-weight="bold" fill="#111""##,
+            &format!("longest gap {} ms", n(g.to_ms - g.from_ms)),
+        );
     }
     // Legend.
     let mut lx = X0;
@@ -239,10 +264,22 @@ pub fn timeline(name: &str, s: &Series, why_empty: &str) -> String {
             break;
         }
     }
-    svg.raw(&format!(r##"<path d="M{} 17L{} 23M{} 23L{} 17" stroke="#D55E00" stroke-width="1.5"/>"##, n(lx + 1.0), n(lx + 7.0), n(lx + 1.0), n(lx + 7.0)));
+    svg.raw(&format!(
+        r##"<path d="M{} 17L{} 23M{} 23L{} 17" stroke="#D55E00" stroke-width="1.5"/>"##,
+        n(lx + 1.0),
+        n(lx + 7.0),
+        n(lx + 1.0),
+        n(lx + 7.0)
+    ));
     svg.text(lx + 12.0, 24.0, 11.0, r##"fill="#222""##, "failed or unacknowledged");
     if s.dropped > 0 {
-        svg.text(X1, 24.0, 10.0, r##"text-anchor="end" fill="#777""##, &format!("{} acknowledged writes thinned out", s.dropped));
+        svg.text(
+            X1,
+            24.0,
+            10.0,
+            r##"text-anchor="end" fill="#777""##,
+            &format!("{} acknowledged writes thinned out", s.dropped),
+        );
     }
     svg.finish()
 }
@@ -265,7 +302,8 @@ pub fn distributions(s: &Series) -> Option<String> {
     let per: Vec<(String, Vec<f64>, usize)> = profiles
         .iter()
         .map(|w| {
-            let inside: Vec<&WritePoint> = s.writes.iter().filter(|p| p.at_ms >= w.from_ms && p.at_ms < w.to_ms).collect();
+            let inside: Vec<&WritePoint> =
+                s.writes.iter().filter(|p| p.at_ms >= w.from_ms && p.at_ms < w.to_ms).collect();
             let mut lat: Vec<f64> = inside.iter().filter_map(|p| p.latency_ms).collect();
             lat.sort_by(f64::total_cmp);
             (w.label.clone(), lat, inside.len())
@@ -273,7 +311,13 @@ pub fn distributions(s: &Series) -> Option<String> {
         .collect();
     let mut svg = Svg::new(W, H, "write latency per profile");
     svg.rect(0.0, 0.0, W, H, r##"fill="#ffffff""##);
-    svg.text(X0, 24.0, 12.0, r##"font-weight="bold" fill="#222""##, "write latency per profile (box p25-p75, whiskers p5-p95, line p50)");
+    svg.text(
+        X0,
+        24.0,
+        12.0,
+        r##"font-weight="bold" fill="#222""##,
+        "write latency per profile (box p25-p75, whiskers p5-p95, line p50)",
+    );
     let (lo, hi) = log_range(per.iter().flat_map(|(_, l, _)| l.iter().copied()));
     let y = y_axis(&mut svg, lo, hi);
     let slot = (X1 - X0) / per.len() as f64;
@@ -284,17 +328,34 @@ pub fn distributions(s: &Series) -> Option<String> {
         if lat.is_empty() {
             svg.text(cx, (Y0 + Y1) / 2.0, 11.0, r##"text-anchor="middle" fill="#555""##, "no acknowledged writes");
         } else {
-            let (p5, p25, p50, p75, p95) =
-                (percentile(lat, 0.05), percentile(lat, 0.25), percentile(lat, 0.5), percentile(lat, 0.75), percentile(lat, 0.95));
+            let (p5, p25, p50, p75, p95) = (
+                percentile(lat, 0.05),
+                percentile(lat, 0.25),
+                percentile(lat, 0.5),
+                percentile(lat, 0.75),
+                percentile(lat, 0.95),
+            );
             let bw = (slot * 0.35).min(70.0);
             svg.line(cx, y(p5), cx, y(p95), &format!(r#"stroke="{c}" stroke-width="1.5""#));
-            svg.rect(cx - bw / 2.0, y(p75), bw, y(p25) - y(p75), &format!(r#"fill="{c}" fill-opacity="0.3" stroke="{c}""#));
+            svg.rect(
+                cx - bw / 2.0,
+                y(p75),
+                bw,
+                y(p25) - y(p75),
+                &format!(r#"fill="{c}" fill-opacity="0.3" stroke="{c}""#),
+            );
             svg.line(cx - bw / 2.0, y(p50), cx + bw / 2.0, y(p50), &format!(r#"stroke="{c}" stroke-width="3""#));
             svg.text(cx + bw / 2.0 + 4.0, y(p50) + 4.0, 10.0, r##"fill="#222""##, &format!("p50 {} ms", n(p50)));
         }
         let ok = if *total == 0 { 0.0 } else { lat.len() as f64 * 100.0 / *total as f64 };
         svg.text(cx, Y1 + 16.0, 11.0, r##"text-anchor="middle" fill="#222""##, label);
-        svg.text(cx, Y1 + 30.0, 10.0, r##"text-anchor="middle" fill="#555""##, &format!("{} of {total} acknowledged ({}%)", lat.len(), n(ok)));
+        svg.text(
+            cx,
+            Y1 + 30.0,
+            10.0,
+            r##"text-anchor="middle" fill="#555""##,
+            &format!("{} of {total} acknowledged ({}%)", lat.len(), n(ok)),
+        );
         svg.close("g");
     }
     svg.line(X0, Y1, X1, Y1, r##"stroke="#555""##);
@@ -318,7 +379,12 @@ mod tests {
             to_ms: 14_000.0,
             agents: vec!["jetson-1".into(), "jetson-2".into()],
             writes,
-            windows: vec![Window { kind: "kill".into(), label: "n100-1 killed".into(), from_ms: 1500.0, to_ms: 2500.0 }],
+            windows: vec![Window {
+                kind: "kill".into(),
+                label: "n100-1 killed".into(),
+                from_ms: 1500.0,
+                to_ms: 2500.0,
+            }],
             leaders: vec![LeaderChange { at_ms: 2300.0, leader: Some("n100-2".into()) }],
             longest_gap: None,
             dropped: 0,
@@ -342,7 +408,13 @@ mod tests {
         let o = outline(&svg);
         assert_eq!(o.iter().filter(|e| *e == "circle").count(), 30 + 2, "30 acked writes and 2 legend dots");
         assert_eq!(o.iter().filter(|e| *e == "path").count(), 10 + 1, "10 failed writes and the legend's cross");
-        for label in ["text: n100-1 killed", "text: leader n100-2", "text: longest gap 1096 ms", "text: jetson-1", "text: failed or unacknowledged"] {
+        for label in [
+            "text: n100-1 killed",
+            "text: leader n100-2",
+            "text: longest gap 1096 ms",
+            "text: jetson-1",
+            "text: failed or unacknowledged",
+        ] {
             assert!(o.iter().any(|e| e == label), "{label} in {o:?}");
         }
         insta::assert_snapshot!(o.join("\n"));
@@ -350,8 +422,14 @@ mod tests {
 
     #[test]
     fn an_empty_timeline_says_why() {
-        let svg = timeline("formation", &Series { to_ms: 10.0, ..Default::default() }, "the scenario failed before the agents wrote");
-        assert!(outline(&svg).iter().any(|e| e == "text: no writes to plot: the scenario failed before the agents wrote"));
+        let svg = timeline(
+            "formation",
+            &Series { to_ms: 10.0, ..Default::default() },
+            "the scenario failed before the agents wrote",
+        );
+        assert!(
+            outline(&svg).iter().any(|e| e == "text: no writes to plot: the scenario failed before the agents wrote")
+        );
     }
 
     #[test]

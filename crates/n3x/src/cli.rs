@@ -119,6 +119,13 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The directory `n3x lab run --report` wrote.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct GraphArgs {
     #[command(flatten)]
     pub inventory: InventoryArg,
@@ -382,14 +389,19 @@ pub enum LabCommand {
     /// acknowledged write lost, quorum held, the longest write gap reported), bad-deploy (a
     /// generation that breaks etcd: that host back, the rollout halted, nobody else
     /// changed), deploy-cut (the deployer's link cut during the gates: the host's guard rolls
-    /// it back by itself), all-at-once and rolling-no-transfer (measured baselines). Writes
-    /// report.json and junit.xml into --report. Exit status: 0 every scenario passed; 4 one
+    /// it back by itself), all-at-once and rolling-no-transfer (measured baselines); and
+    /// disaster-recovery (a backup, every server destroyed, the cluster restored). Writes
+    /// report.json, junit.xml and report.html (a timeline per scenario; opens from disk)
+    /// into --report. Exit status: 0 every scenario passed; 4 one
     /// failed; 2 the report could not be written; 5 the lab could not be removed completely
     /// (run `n3x lab down`).
     #[command(
         after_help = "Examples:\n  sudo n3x lab run\n  sudo n3x lab run --scenario partition --report out/\n  sudo n3x lab run --scenario rolling-deploy --scenario bad-deploy --scenario deploy-cut"
     )]
     Run(RunArgs),
+    /// Draw report.html again from a report directory's report.json.
+    #[command(after_help = "Example:\n  n3x lab report n3x-lab-report/ && xdg-open n3x-lab-report/report.html")]
+    Report(ReportArgs),
     /// Internal: the lab's supervisor process.
     #[command(hide = true)]
     Supervise {
@@ -531,7 +543,7 @@ pub struct RunArgs {
     /// A scenario to run (repeat for several); default: formation, server-loss, quorum-loss, partition.
     #[arg(long = "scenario", value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(n3x_lab::scenario::BUILTIN))]
     pub scenarios: Vec<String>,
-    /// Directory for report.json and junit.xml.
+    /// Directory for report.json, junit.xml and report.html.
     #[arg(long, default_value = "n3x-lab-report", value_name = "DIR")]
     pub report: PathBuf,
     /// Leave the lab up after the scenarios (tear it down later with `n3x lab down`).

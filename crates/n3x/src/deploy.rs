@@ -125,7 +125,8 @@ pub fn deploy(a: &DeployArgs) -> Result<u8, Error> {
     let mut events = progress_events(&progress);
     let result = rollout::deploy(&t.spec, &a.hosts, t.remote.as_ref(), builder.as_ref(), &opts, &mut events);
     drop(events);
-    progress.lock().unwrap_or_else(|x| x.into_inner()).done("");
+    // The spinner goes before the report is printed.
+    drop(progress);
     match result {
         Ok(report) => {
             render(&report, a.json, None);
@@ -238,7 +239,8 @@ pub fn install(a: &InstallArgs) -> Result<u8, Error> {
     let mut events = progress_events(&progress);
     let done = n3x_deploy::install::install(&t.spec, &a.hosts, t.remote.as_ref(), &opts, &mut events);
     drop(events);
-    progress.lock().unwrap_or_else(|x| x.into_inner()).done("");
+    // The spinner goes before the report is printed.
+    drop(progress);
     let done = done.map_err(Error::Deploy)?;
     render_install(&done, a.json, a.dry_run, &opts);
     Ok(exit::OK)

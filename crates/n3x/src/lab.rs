@@ -42,6 +42,11 @@ pub fn run(cmd: LabCommand) -> Outcome {
         }
         LabCommand::Down(t) => down(&t),
         LabCommand::Run(a) => run_session(&a),
+        LabCommand::Report(a) => {
+            let html = n3x_lab::report::rerender(&a.dir)?;
+            println!("{}", html.display());
+            Ok(exit::OK)
+        }
         LabCommand::HostInit { lab_dir, host } => {
             // Returns only if the host could not become sshd; its stderr is the host's log.
             let e = n3x_lab::hostroot::exec_init(&lab_dir, &host);
@@ -135,10 +140,9 @@ fn run_session(a: &RunArgs) -> Outcome {
             r.failures.first().map(|f| format!(": {f}")).unwrap_or_default()
         )),
     });
-    let outcome = outcome.map_err(|f| {
-        progress.done("");
-        Error::LabUp(f)
-    })?;
+    // The spinner goes before the report is printed.
+    drop(progress);
+    let outcome = outcome.map_err(Error::LabUp)?;
     if let Some(d) = &outcome.teardown {
         for e in &d.errors {
             eprintln!("error: removing the lab: {e}\n  help: {}", e.help());
@@ -150,7 +154,8 @@ fn run_session(a: &RunArgs) -> Outcome {
             opts.report_dir.display()
         ),
         None => eprintln!(
-            "report: {}, {}",
+            "report: {}, {}, {}",
+            opts.report_dir.join("report.html").display(),
             opts.report_dir.join("report.json").display(),
             opts.report_dir.join("junit.xml").display()
         ),

@@ -1,13 +1,17 @@
-//! Progress of long work on stderr: one rewritten line on a terminal; plain timestamped
-//! lines otherwise (logs, CI). Plain lines of a long run of similar steps ("creating
-//! namespace ...", "wiring ..." for 1000 hosts) are thinned to about one a second, and the
-//! last of a run is always printed with how many there were.
+//! Progress of long work on stderr: on a terminal, an indicatif spinner with the elapsed
+//! time and the current step (redrawn ten times a second, so a long step still shows it is
+//! alive); otherwise plain timestamped lines (logs, CI). Plain lines of a long run of
+//! similar steps ("creating namespace ...", "wiring ..." for 1000 hosts) are thinned to about
+//! one a second, and the last of a run is always printed with how many there were.
 
 use std::io::IsTerminal;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Progress {
-    tty: bool,
+    /// The spinner, on a terminal.
+    bar: Option<ProgressBar>,
     start: Instant,
     /// The run of similar plain lines in progress: its kind, how many, the last one not
     /// printed yet, and when one was last printed.
@@ -29,7 +33,16 @@ fn kind(msg: &str) -> String {
 
 impl Progress {
     pub fn new() -> Self {
-        Progress { tty: std::io::stderr().is_terminal(), start: Instant::now(), run: None }
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            b.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            b.enable_steady_tick(Duration::from_millis(100));
+            b
+        });
+        Progress { bar, start: Instant::now(), run: None }
     }
 
     fn flush_run(&mut self) {
@@ -40,8 +53,8 @@ impl Progress {
 
     pub fn step(&mut self, msg: &str) {
         let t = self.start.elapsed().as_secs_f64();
-        if self.tty {
-            eprint!("\r\x1b[K[{t:6.2}s] {msg}");
+        if let Some(b) = &self.bar {
+            b.set_message(msg.to_owned());
             return;
         }
         let k = kind(msg);
@@ -65,13 +78,24 @@ impl Progress {
     }
 
     pub fn done(&mut self, msg: &str) {
-        if self.tty {
-            eprint!("\r\x1b[K");
-        } else {
-            self.flush_run();
+        match &self.bar {
+            // A line that stays above the spinner; the spinner goes on for the next steps.
+            Some(b) if !msg.is_empty() => b.println(msg),
+            Some(_) => {}
+            None => {
+                self.flush_run();
+                if !msg.is_empty() {
+                    eprintln!("{msg}");
+                }
+            }
         }
-        if !msg.is_empty() {
-            eprintln!("{msg}");
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
         }
     }
 }

@@ -81,7 +81,8 @@ pub(super) fn server_loss(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> 
         run.metric("new_leader", l);
     }
     (ctx.on_step)(&format!("restarting `{leader}`"));
-    at(ctx, Request::Start { host: leader })?;
+    let t_start = at(ctx, Request::Start { host: leader.clone() })?;
+    run.window("kill", format!("{leader} killed"), t_kill, t_start);
     std::thread::sleep(election(ctx));
     converge(ctx, run, Duration::from_secs(20))?;
     verify(ctx, run)
@@ -112,6 +113,7 @@ pub(super) fn quorum_loss(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> 
     for h in &down {
         t_restore = t_restore.min(at(ctx, Request::Start { host: h.clone() })?);
     }
+    run.window("quorum-loss", format!("{} killed (no quorum)", down.join(", ")), t_down, t_restore);
     let ws = writes(ctx)?;
     let during: Vec<&Write> = ws.iter().filter(|w| w.sent_ms >= t_down && w.sent_ms < t_restore).collect();
     let acked_during = during.iter().filter(|w| w.acked_ms.is_some_and(|a| a < t_restore)).count();
@@ -164,7 +166,8 @@ pub(super) fn partition(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
     run.require(majority_acks > 0, || "the majority side acknowledged no write".into());
     run.require(isolated_acks == 0, || format!("the isolated old leader acknowledged {isolated_acks} write(s)"));
     (ctx.on_step)("healing the partition");
-    at(ctx, Request::Heal)?;
+    let t_heal = at(ctx, Request::Heal)?;
+    run.window("partition", format!("{leader} cut off"), t_cut, t_heal);
     converge(ctx, run, Duration::from_secs(20))?;
     verify(ctx, run)
 }
@@ -192,6 +195,7 @@ pub(super) fn profiles(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
             std::thread::sleep(Duration::from_millis(250));
         }
         let ws = writes(ctx)?;
+        run.window("profile", *name, t0, t0 + window.as_secs_f64() * 1000.0);
         // Writes sent in the window, less the last probe timeout: every one of them has an outcome.
         let end = t0 + window.as_secs_f64() * 1000.0 - ctx.probe_timeout_ms - 100.0;
         let st = probe::stats(ws.iter().filter(|w| w.sent_ms >= t0 && w.sent_ms < end));

@@ -87,6 +87,8 @@ struct Deployed {
     min_healthy: usize,
     servers: usize,
     samples: usize,
+    /// Each host's activation, from its switch to its outcome (lab clock): (host, from, to, outcome).
+    activations: Vec<(String, f64, f64, String)>,
 }
 
 /// Runs a deploy against the lab while sampling the members' health every 100 ms.
@@ -122,9 +124,24 @@ fn deploy(
         let (tx, rx) = std::sync::mpsc::channel::<String>();
         let spec = &lab.spec;
         let (ssh, builder, opts) = (&lab.ssh, &builder, &opts);
+        let started = std::time::Instant::now();
         let deployer = sc.spawn(move || {
+            let mut switching: BTreeMap<String, f64> = BTreeMap::new();
+            let mut activations = Vec::new();
             let mut events = |e: Event| {
                 on_event(&e);
+                let now = from_ms + started.elapsed().as_secs_f64() * 1000.0;
+                match &e {
+                    Event::Step { host: Some(h), phase: Phase::Switch, .. } => {
+                        switching.entry(h.clone()).or_insert(now);
+                    }
+                    Event::Host { host, outcome } => {
+                        if let Some(t) = switching.remove(host) {
+                            activations.push((host.clone(), t, now, outcome.clone()));
+                        }
+                    }
+                    _ => {}
+                }
                 if let Event::Step { host, message, .. } = &e {
                     let _ = tx.send(match host {
                         Some(h) => format!("{h}: {message}"),
@@ -132,26 +149,23 @@ fn deploy(
                     });
                 }
             };
-            rollout::deploy(spec, hosts, ssh, builder, opts, &mut events)
+            let r = rollout::deploy(spec, hosts, ssh, builder, opts, &mut events);
+            (r, activations)
         });
         for line in rx {
             (ctx.on_step)(&line);
         }
         let r = deployer.join().unwrap_or_else(|_| {
-            Err(Halt {
-                error: DeployError::Unexpected {
-                    host: "-".into(),
-                    what: "the deploy".into(),
-                    detail: "panicked".into(),
-                },
-                report: None,
-            })
+            let error =
+                DeployError::Unexpected { host: "-".into(), what: "the deploy".into(), detail: "panicked".into() };
+            (Err(Halt { error, report: None }), Vec::new())
         });
         stop.store(true, Ordering::SeqCst);
         (r, sampler.join().unwrap_or((0, 0)))
     });
+    let (result, activations) = result;
     let to_ms = status(ctx.dir)?.now_ms;
-    Ok(Deployed { result, from_ms, to_ms, min_healthy, servers, samples })
+    Ok(Deployed { result, from_ms, to_ms, min_healthy, servers, samples, activations })
 }
 
 /// How the scenarios deploy: the lab's journal, short timeouts (the lab answers in
@@ -190,6 +204,9 @@ pub(super) fn run(name: &str, ctx: &mut Ctx, run: &mut Run) -> Result<(), LabErr
 }
 
 fn report_gap(ctx: &Ctx, run: &mut Run, d: &Deployed) -> Result<(), LabError> {
+    for (host, from, to, outcome) in &d.activations {
+        run.window("deploy", format!("{host}: {outcome}"), *from, *to);
+    }
     let ws = writes(ctx)?;
     run.metric("longest_write_gap_ms", longest_outage(&ws, d.from_ms, d.to_ms));
     run.metric("longest_agent_gap_ms", longest_gap(&ws, &agents(ctx), d.from_ms, d.to_ms));

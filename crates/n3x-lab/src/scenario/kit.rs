@@ -25,9 +25,20 @@ pub struct Ctx<'a> {
 pub(crate) struct Run {
     pub(crate) metrics: Map<String, Value>,
     pub(crate) failures: Vec<String>,
+    /// Fault windows and actions, on the lab's clock, for the timeline.
+    pub(crate) windows: Vec<n3x_pictures::timeline::Window>,
 }
 
 impl Run {
+    pub(crate) fn new() -> Run {
+        Run { metrics: Map::new(), failures: Vec::new(), windows: Vec::new() }
+    }
+
+    /// Records a window of the scenario (lab clock; the series makes it relative).
+    pub(crate) fn window(&mut self, kind: &str, label: impl Into<String>, from_ms: f64, to_ms: f64) {
+        self.windows.push(n3x_pictures::timeline::Window { kind: kind.into(), label: label.into(), from_ms, to_ms });
+    }
+
     pub(crate) fn metric(&mut self, k: &str, v: impl Into<Value>) {
         self.metrics.insert(k.into(), v.into());
     }

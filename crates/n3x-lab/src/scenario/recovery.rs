@@ -69,6 +69,7 @@ pub(super) fn run(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
         }
     };
     let snap_to = now_ms(ctx)?;
+    run.window("snapshot", "backup snapshot", snap_from, snap_to);
     run.metric("snapshot_ms", snap_to - snap_from);
     run.metric("snapshot_revision", taken.manifest.revision);
     run.metric("snapshot_bytes", taken.manifest.snapshot_size);
@@ -95,6 +96,8 @@ pub(super) fn run(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
     };
     let restored = backup::restore(ask, &lab.spec, &taken.path, &ids, &ropts, &mut |_| {});
     let restore_to = now_ms(ctx)?;
+    run.window("disaster", "every server destroyed", disaster, restore_from);
+    run.window("restore", "backup restore", restore_from, restore_to);
     let restored = match restored {
         Ok(r) => r,
         Err(e) => {
@@ -149,5 +152,8 @@ pub(super) fn run(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
         })
         .count();
     run.require(late_lost == 0, || format!("{late_lost} writes acknowledged after the restore were lost"));
+    // What was lost by design stays lost: scenarios after this one read back only what the
+    // restored cluster acknowledged.
+    at(ctx, Request::Settle { before_ms: restore_from })?;
     Ok(())
 }

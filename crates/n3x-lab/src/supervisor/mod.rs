@@ -175,6 +175,9 @@ pub struct Supervisor {
     probes: Arc<Probes>,
     profiles: Mutex<Vec<HostProfile>>,
     partitioned: Mutex<bool>,
+    /// Writes sent before this (lab clock) are not read back by `Verify`: a restore from a
+    /// backup lost them by design.
+    verify_floor_ms: Mutex<f64>,
     bringup_ms: f64,
     runtime: Mutex<BTreeMap<usize, HostRuntime>>,
     /// One activation or install at a time per host.
@@ -294,6 +297,7 @@ fn build(
         probes,
         profiles: Mutex::new(Vec::new()),
         partitioned: Mutex::new(false),
+        verify_floor_ms: Mutex::new(0.0),
         bringup_ms: 0.0,
         runtime: Mutex::new(BTreeMap::new()),
         host_locks: plan.hosts.iter().map(|_| Mutex::new(())).collect(),
@@ -613,7 +617,9 @@ impl Supervisor {
                 .ok_or(LabError::NoMemberAnswers)?,
         };
         let writes = self.probes.snapshot(0);
-        let acked: Vec<probe::Write> = writes.into_iter().filter(|w| w.acked_ms.is_some()).collect();
+        let floor = *lock(&self.verify_floor_ms);
+        let acked: Vec<probe::Write> =
+            writes.into_iter().filter(|w| w.acked_ms.is_some() && w.sent_ms >= floor).collect();
         let agents: Vec<String> = self.plan.agents.iter().map(|&a| self.plan.hosts[a].name.clone()).collect();
         let ip = self.plan.hosts[via].cluster_ip;
         let via_name = self.plan.hosts[via].name.clone();
@@ -751,6 +757,12 @@ impl Supervisor {
                 ok(self)
             }
             Request::Verify { via } => Ok(Response::Verify(self.verify(via)?)),
+            Request::Settle { before_ms } => {
+                let mut f = lock(&self.verify_floor_ms);
+                *f = f.max(before_ms);
+                drop(f);
+                ok(self)
+            }
             Request::Activate { host, generation, settings } => {
                 self.activate(self.inventory_host(&host)?, generation, *settings)?;
                 ok(self)
@@ -858,6 +870,7 @@ mod tests {
             probes: Probes::new(Instant::now(), Duration::from_millis(100), plan.agents.len()),
             profiles: Mutex::new(Vec::new()),
             partitioned: Mutex::new(false),
+            verify_floor_ms: Mutex::new(0.0),
             bringup_ms: 0.0,
             runtime: Mutex::new(BTreeMap::new()),
             host_locks: plan.hosts.iter().map(|_| Mutex::new(())).collect(),
