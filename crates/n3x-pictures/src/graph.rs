@@ -146,6 +146,25 @@ pub fn svg(t: &Topology) -> String {
     s.finish()
 }
 
+/// A host's node text for DOT and mermaid: name, role line, one line per interface.
+fn box_label(h: &Host) -> String {
+    let mut label = format!("{}\n{}", h.name, Topology::host_label(h));
+    for i in &h.interfaces {
+        label.push('\n');
+        label.push_str(&Topology::interface_label(i));
+    }
+    label
+}
+
+/// The hosts of each role that has any: (role, plural, hosts).
+fn by_role(t: &Topology) -> Vec<(&'static str, &'static str, Vec<&Host>)> {
+    [("server", "servers"), ("agent", "agents")]
+        .into_iter()
+        .map(|(r, p)| (r, p, t.hosts.iter().filter(|h| h.role == r).collect::<Vec<_>>()))
+        .filter(|(_, _, hs)| !hs.is_empty())
+        .collect()
+}
+
 fn dot_str(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
 }
@@ -161,18 +180,10 @@ pub fn dot(t: &Topology) -> String {
         dot_str(&format!("cluster {}", t.cluster))
     );
     o.push_str("  node [fontname=\"DejaVu Sans\", fontsize=10];\n  edge [fontname=\"DejaVu Sans\", fontsize=9];\n");
-    for (role, plural) in [("server", "servers"), ("agent", "agents")] {
-        let hosts: Vec<&Host> = t.hosts.iter().filter(|h| h.role == role).collect();
-        if hosts.is_empty() {
-            continue;
-        }
+    for (role, plural, hosts) in by_role(t) {
         let _ = writeln!(o, "  subgraph cluster_{plural} {{\n    label={};", dot_str(plural));
         for h in hosts {
-            let mut label = format!("{}\n{}", h.name, Topology::host_label(h));
-            for i in &h.interfaces {
-                label.push('\n');
-                label.push_str(&Topology::interface_label(i));
-            }
+            let label = box_label(h);
             let _ = writeln!(
                 o,
                 "    {} [shape=box, style=rounded, color={}, label={}];",
@@ -219,18 +230,10 @@ fn mermaid_str(s: &str) -> String {
 pub fn mermaid(t: &Topology) -> String {
     let mut o = String::from("flowchart LR\n");
     let id = |h: &Host| format!("h{}", t.hosts.iter().position(|x| x.name == h.name).unwrap_or(0));
-    for (role, plural) in [("server", "servers"), ("agent", "agents")] {
-        let hosts: Vec<&Host> = t.hosts.iter().filter(|h| h.role == role).collect();
-        if hosts.is_empty() {
-            continue;
-        }
+    for (_, plural, hosts) in by_role(t) {
         let _ = writeln!(o, "  subgraph {plural}[{}]", mermaid_str(plural));
         for h in hosts {
-            let mut label = format!("{}\n{}", h.name, Topology::host_label(h));
-            for i in &h.interfaces {
-                label.push('\n');
-                label.push_str(&Topology::interface_label(i));
-            }
+            let label = box_label(h);
             let _ = writeln!(o, "    {}[{}]", id(h), mermaid_str(&label));
         }
         o.push_str("  end\n");
