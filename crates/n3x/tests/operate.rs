@@ -308,6 +308,27 @@ fn status_reports_every_member_and_the_leader_and_degraded_when_a_server_is_kill
     }
     assert!(hosts.iter().filter(|h| h["role"] == "agent").all(|h| h["etcd"]["not_applicable"].is_string()));
 
+    // --watch: one JSON object per line, again and again, until SIGINT (exit: the last verdict).
+    let mut w = Command::new(BIN)
+        .current_dir(&d)
+        .args(["status", "--lab", "-f", &inv, "--json", "--watch", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(3500));
+    let _ = Command::new("kill").args(["-INT", &w.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "status --watch did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = w.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.len() >= 2 && lines.iter().all(|l| l["verdict"] == "healthy"), "{}", text(&o));
+
     // Kill the leader's member: degraded (exit 9), the member unknown, the new leader named.
     let lab_dir = Path::new("/run/n3x/opst");
     n3x_lab::control::act(lab_dir, &n3x_lab::control::Request::Kill { host: leader.clone() }, Duration::from_secs(10))
