@@ -1,6 +1,7 @@
 //! Documentation that must stay true: `docs/diagnostics.md` lists every diagnostic code
-//! with its severity and summary, generated from `Code::ALL`. Run with `N3X_BLESS=1` to
-//! rewrite it after adding a code.
+//! with its severity and summary, generated from `Code::ALL` (run with `N3X_BLESS=1` to
+//! rewrite it after adding a code); and every runbook in `docs/runbooks/` is rehearsed by a
+//! scenario that CI runs.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 use std::path::Path;
@@ -34,4 +35,37 @@ fn diagnostics_doc_lists_every_code() {
     }
     let doc = std::fs::read_to_string(&path).unwrap_or_default();
     assert_eq!(doc, expected(), "docs/diagnostics.md is stale: rerun this test with N3X_BLESS=1");
+}
+
+/// Every runbook names the lab scenario that rehearses it ("Rehearsed by: `n3x lab run
+/// --scenario NAME`"), the scenario exists, CI runs it (scripts/test.sh: the default set
+/// or `--scenario NAME`), and the index lists the runbook with that scenario.
+#[test]
+fn every_runbook_is_rehearsed_by_a_scenario_ci_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let test_sh = std::fs::read_to_string(root.join("scripts/test.sh")).unwrap();
+    let index = std::fs::read_to_string(root.join("docs/runbooks/README.md")).unwrap();
+    let mut seen = 0;
+    for e in std::fs::read_dir(root.join("docs/runbooks")).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "README.md" || !name.ends_with(".md") {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        let scenario = text
+            .split("Rehearsed by: `n3x lab run --scenario ")
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+            .unwrap_or_else(|| panic!("{name}: no \"Rehearsed by: `n3x lab run --scenario NAME`\" line"));
+        assert!(n3x_lab::scenario::BUILTIN.contains(&scenario), "{name}: `{scenario}` is not a scenario");
+        let in_ci =
+            n3x_lab::scenario::DEFAULT.contains(&scenario) || test_sh.contains(&format!("--scenario {scenario}"));
+        assert!(in_ci, "{name}: scripts/test.sh does not run `{scenario}`");
+        assert!(
+            index.contains(&format!("]({name}) | `{scenario}` |")),
+            "docs/runbooks/README.md does not list {name} with `{scenario}`"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 3, "runbooks found: {seen}");
 }
