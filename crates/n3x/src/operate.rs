@@ -327,7 +327,14 @@ fn identities(flag: Option<&PathBuf>, lab: &LabArg) -> Result<Identities, Error>
             help: "pass `--identity FILE`".into(),
         })?,
     };
-    Ok(n3x_secrets::repo::admin_identities(Some(&path), None)?)
+    if !path.exists() {
+        return Err(Error::Usage {
+            message: format!("no age identity at {}", path.display()),
+            help: "pass `--identity FILE` (one of the keys the backup was encrypted to), or set SOPS_AGE_KEY_FILE"
+                .into(),
+        });
+    }
+    Ok(n3x_secrets::repo::read_identities(&path)?)
 }
 
 fn verify(a: &VerifyArgs) -> Result<u8, Error> {
