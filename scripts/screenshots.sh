@@ -20,6 +20,6 @@ mkdir -p docs/img
 "$n3x" graph -o docs/img/topology.svg
 "$n3x" lab run --scenario server-loss --scenario partition --scenario rolling-deploy --scenario disaster-recovery \
   --report "$out/report" >/dev/null 2>"$out/run.log" || { tail -20 "$out/run.log" >&2; exit 1; }
-(cd tests/browser && node screenshot.mjs "$OLDPWD/docs/img/topology.svg" "$OLDPWD/docs/img/topology.png" 1500)
+(cd tests/browser && node screenshot.mjs "$OLDPWD/docs/img/topology.svg" "$OLDPWD/docs/img/topology.png" 2000)
 (cd tests/browser && node screenshot.mjs "$out/report/report.html" "$OLDPWD/docs/img/report.png" 1280 2300)
 echo "screenshots: docs/img/topology.svg, docs/img/topology.png, docs/img/report.png"

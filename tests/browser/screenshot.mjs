@@ -12,7 +12,12 @@ const browser = await chromium.launch({
 });
 const page = await browser.newPage({ viewport: { width: Number(width), height: 800 } });
 await page.goto('file://' + path.resolve(input), { waitUntil: 'load' });
-const full = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.scrollHeight]);
+// An SVG document says its own size; a page's is what it scrolls to.
+const full = await page.evaluate(() => {
+  const e = document.documentElement;
+  if (e.tagName.toLowerCase() === 'svg') return [Math.ceil(Number(e.getAttribute('width'))), Math.ceil(Number(e.getAttribute('height')))];
+  return [e.scrollWidth, e.scrollHeight];
+});
 const height = maxHeight ? Math.min(full[1], Number(maxHeight)) : full[1];
 await page.setViewportSize({ width: Math.min(full[0], Number(width)), height });
 await page.screenshot({ path: output });
