@@ -215,12 +215,17 @@ impl Journal {
     }
 }
 
-/// Where a cluster's journal lives by default: `$XDG_STATE_HOME/n3x/<cluster>/deploy-journal.json`
-/// (`~/.local/state/...`). `env` is `std::env::var_os` in the binary.
-pub fn default_path(env: &dyn Fn(&str) -> Option<std::ffi::OsString>, cluster: &str) -> Option<PathBuf> {
+/// A cluster's state directory on the operator's machine: `$XDG_STATE_HOME/n3x/<cluster>`
+/// (else `~/.local/state/n3x/<cluster>`). `env` is `std::env::var_os` in the binary.
+pub fn state_dir(env: &dyn Fn(&str) -> Option<std::ffi::OsString>, cluster: &str) -> Option<PathBuf> {
     let set = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     let state = set("XDG_STATE_HOME").or_else(|| set("HOME").map(|h| h.join(".local/state")))?;
-    Some(state.join("n3x").join(cluster).join("deploy-journal.json"))
+    Some(state.join("n3x").join(cluster))
+}
+
+/// Where a cluster's journal lives by default: `deploy-journal.json` in its [`state_dir`].
+pub fn default_path(env: &dyn Fn(&str) -> Option<std::ffi::OsString>, cluster: &str) -> Option<PathBuf> {
+    Some(state_dir(env, cluster)?.join("deploy-journal.json"))
 }
 
 /// A new deploy id: short, unique enough for one cluster's deploys, usable in a unit name.

@@ -41,6 +41,11 @@ pub fn parse_nodes(json: &str) -> Result<Vec<Node>, String> {
         .collect())
 }
 
+/// The version in `k3s --version`'s first line (`k3s version v1.31.4+k3s1 (abc)`).
+pub fn parse_k3s_version(out: &str) -> Option<&str> {
+    out.split_whitespace().nth(2)
+}
+
 /// Whether etcd member `m` is `host`'s: its peer URL carries the host's cluster address
 /// (k3s names members `<node>-<random>`, so the name alone does not say).
 pub fn is_member_of(m: &Member, host: &HostSpec) -> bool {
@@ -91,7 +96,7 @@ impl Ask<'_> {
 
     pub fn k3s_version(&self, h: &HostSpec) -> Result<String, DeployError> {
         let out = self.run(h, "reading the k3s version", &commands::k3s_version(self.timeout))?;
-        Ok(out.split_whitespace().nth(2).unwrap_or_default().to_owned())
+        Ok(parse_k3s_version(&out).unwrap_or_default().to_owned())
     }
 
     pub fn nodes(&self, via: &HostSpec) -> Result<Vec<Node>, DeployError> {

@@ -22,9 +22,7 @@ pub type Progress<'a> = &'a mut dyn FnMut(&str);
 /// Where backups go by default: `$XDG_STATE_HOME/n3x/<cluster>/backups` (else
 /// `~/.local/state/...`), beside the deploy journal.
 pub fn default_dir(env: &dyn Fn(&str) -> Option<std::ffi::OsString>, cluster: &str) -> Option<PathBuf> {
-    let set = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let state = set("XDG_STATE_HOME").or_else(|| set("HOME").map(|h| h.join(".local/state")))?;
-    Some(state.join("n3x").join(cluster).join("backups"))
+    Some(n3x_deploy::journal::state_dir(env, cluster)?.join("backups"))
 }
 
 pub struct SnapshotOptions {
@@ -105,14 +103,8 @@ pub fn snapshot(
     let outs =
         ask.remote.run_all(&h.target(), &cmds).map_err(|e| DeployError::remote(&h.name, "taking the snapshot", e))?;
     let answer = |i: usize, what: &str| -> Result<&str, OperateError> {
-        match outs.get(i) {
-            Some(o) if o.status == 0 => Ok(o.stdout.as_str()),
-            Some(o) => Err(OperateError::Tool {
-                command: format!("{what} on `{}`", h.name),
-                detail: format!("exit {}: {}", o.status, o.stderr.trim()),
-            }),
-            None => Err(OperateError::Tool { command: format!("{what} on `{}`", h.name), detail: "no answer".into() }),
-        }
+        n3x_remote::answer(&outs, i)
+            .map_err(|detail| OperateError::Tool { command: format!("{what} on `{}`", h.name), detail })
     };
     answer(0, &format!("k3s etcd-snapshot save --name {name}"))?;
     let after = n3x_etcd::parse_status(answer(1, "etcd status")?)
@@ -120,8 +112,10 @@ pub fn snapshot(
     let listing = answer(2, "listing the snapshots")?;
     let token = zeroize::Zeroizing::new(answer(3, "reading the server token")?.trim().to_owned());
     let k3s_version = answer(4, "k3s --version")
-        .map(|v| v.split_whitespace().nth(2).unwrap_or("unknown").to_owned())
-        .unwrap_or_else(|_| "unknown".into());
+        .ok()
+        .and_then(n3x_deploy::observe::parse_k3s_version)
+        .unwrap_or("unknown")
+        .to_owned();
     let file = newest_named(listing, &name).ok_or_else(|| OperateError::Tool {
         command: format!("k3s etcd-snapshot save --name {name} on `{}`", h.name),
         detail: format!("no file `{name}-*` in {}", commands::SNAPSHOT_DIR),
@@ -388,13 +382,8 @@ fn wait_member(ask: Ask<'_>, h: &HostSpec, timeout: Duration) -> Result<(), Oper
         commands::etcd_inline(n3x_etcd::MEMBER_LIST, &n3x_etcd::empty_body(), ask.timeout),
     ];
     let parse = |outs: Vec<n3x_remote::Output>| -> Result<(n3x_etcd::Status, Vec<n3x_etcd::Member>), String> {
-        let text = |i: usize| match outs.get(i) {
-            Some(o) if o.status == 0 => Ok(o.stdout.clone()),
-            Some(o) => Err(format!("exit {}: {}", o.status, o.stderr.trim())),
-            None => Err("no answer".to_owned()),
-        };
-        let s = n3x_etcd::parse_status(&text(0)?).map_err(|e| e.0)?;
-        Ok((s, n3x_etcd::parse_members(&text(1)?).map_err(|e| e.0)?))
+        let s = n3x_etcd::parse_status(n3x_remote::answer(&outs, 0)?).map_err(|e| e.0)?;
+        Ok((s, n3x_etcd::parse_members(n3x_remote::answer(&outs, 1)?).map_err(|e| e.0)?))
     };
     loop {
         let answer = ask.remote.run_all(&h.target(), &cmds).map_err(|e| e.to_string()).and_then(parse);

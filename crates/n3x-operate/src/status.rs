@@ -193,15 +193,12 @@ fn unexpected(h: &HostSpec, what: &str, detail: impl Into<String>) -> DeployErro
 /// One answer of a batch: its output when it exited 0, parsed.
 fn part<T>(
     h: &HostSpec,
-    out: Option<&Output>,
+    outs: &[Output],
+    i: usize,
     what: &str,
     parse: impl Fn(&str) -> Result<T, String>,
 ) -> Result<T, DeployError> {
-    match out {
-        None => Err(unexpected(h, what, "no answer (the connection broke)")),
-        Some(o) if o.status != 0 => Err(unexpected(h, what, format!("exit {}: {}", o.status, o.stderr.trim()))),
-        Some(o) => parse(&o.stdout).map_err(|d| unexpected(h, what, d)),
-    }
+    n3x_remote::answer(outs, i).and_then(parse).map_err(|d| unexpected(h, what, d))
 }
 
 fn store_path(s: &str) -> Result<String, String> {
@@ -232,15 +229,15 @@ fn ask_host(ask: Ask<'_>, h: &HostSpec) -> HostAnswers {
         }
     };
     HostAnswers {
-        reach: part(h, outs.first(), "the running generation", store_path),
-        booted: Some(part(h, outs.get(1), "the boot generation", store_path)),
+        reach: part(h, &outs, 0, "the running generation", store_path),
+        booted: Some(part(h, &outs, 1, "the boot generation", store_path)),
         // `is-active` exits 3 for an inactive unit: its answer is the word, whatever the status.
         k3s: Some(
             outs.get(2).map_or_else(|| Err(unexpected(h, "k3s", "no answer")), |o| Ok(o.stdout.trim() == "active")),
         ),
         status: h
             .server
-            .then(|| part(h, outs.get(3), "etcd status", |s| n3x_etcd::parse_status(json_part(s)).map_err(|e| e.0))),
+            .then(|| part(h, &outs, 3, "etcd status", |s| n3x_etcd::parse_status(json_part(s)).map_err(|e| e.0))),
     }
 }
 
@@ -262,10 +259,10 @@ fn ask_cluster(ask: Ask<'_>, via: &HostSpec) -> ClusterAnswers {
     ];
     match ask.remote.run_all(&via.target(), &cmds) {
         Ok(o) => (
-            part(via, o.first(), "etcd member list", |s| n3x_etcd::parse_members(json_part(s)).map_err(|e| e.0)),
-            part(via, o.get(1), "etcd alarms", |s| n3x_etcd::parse_alarms(json_part(s)).map_err(|e| e.0)),
-            part(via, o.get(2), "the node list", |s| n3x_deploy::observe::parse_nodes(json_part(s))),
-            part(via, o.get(3), "the k3s certificates", |s| Ok(s.to_owned())),
+            part(via, &o, 0, "etcd member list", |s| n3x_etcd::parse_members(json_part(s)).map_err(|e| e.0)),
+            part(via, &o, 1, "etcd alarms", |s| n3x_etcd::parse_alarms(json_part(s)).map_err(|e| e.0)),
+            part(via, &o, 2, "the node list", |s| n3x_deploy::observe::parse_nodes(json_part(s))),
+            part(via, &o, 3, "the k3s certificates", |s| Ok(s.to_owned())),
         ),
         Err(e) => {
             let e = || DeployError::remote(&via.name, "asking the cluster", e.clone());

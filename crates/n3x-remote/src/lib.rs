@@ -137,6 +137,16 @@ pub fn host_part(dest: &str) -> String {
     }
 }
 
+/// The `i`-th answer of [`Remote::run_all`]: its standard output when it exited 0, else
+/// why not ("exit N: what it printed", or no answer when the connection broke first).
+pub fn answer(outs: &[Output], i: usize) -> Result<&str, String> {
+    match outs.get(i) {
+        Some(o) if o.status == 0 => Ok(o.stdout.as_str()),
+        Some(o) => Err(format!("exit {}: {}", o.status, o.stderr.trim())),
+        None => Err("no answer (the connection broke)".to_owned()),
+    }
+}
+
 /// Commands on hosts. The real one is [`Ssh`]; tests use `fake::Fake`.
 pub trait Remote: Send + Sync {
     /// Runs `cmd` on `target`. A command that ran and exited non-zero is `Ok` with its

@@ -147,7 +147,7 @@ pub(super) fn partition(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
     (ctx.on_step)(&format!("cutting the leader `{leader}` off from {}", others.join(", ")));
     let t_cut = at(ctx, Request::Partition { a: vec![leader.clone()], b: others.clone() })?;
     let new_leader = wait_for(election(ctx) * 10, || Ok(leader_among(&status(ctx.dir)?, &others)))?;
-    let elected_ms = status(ctx.dir)?.now_ms - t_cut;
+    let elected_ms = now_ms(ctx)? - t_cut;
     run.require(new_leader.is_some(), || "the majority side elected no leader".into());
     if let Some(l) = &new_leader {
         run.metric("new_leader", l.clone());

@@ -10,7 +10,7 @@ use n3x_deploy::plan::Strategy;
 use n3x_deploy::rollout::{self, Halt, Options, Report};
 use n3x_deploy::{DeployError, Event, Outcome, Phase};
 
-use super::kit::{Ctx, Run, agents, at, server_names, status, verify, wait_for, writes};
+use super::kit::{Ctx, Run, agents, at, now_ms, server_names, status, verify, wait_for, writes};
 use crate::control::{LabStatus, Request};
 use crate::error::LabError;
 use crate::generation::{Fault, Settings};
@@ -103,7 +103,7 @@ fn deploy(
     let mut opts = options(lab);
     tune(&mut opts);
     let builder = lab.builder(targets);
-    let from_ms = status(ctx.dir)?.now_ms;
+    let from_ms = now_ms(ctx)?;
     let stop = AtomicBool::new(false);
     let dir = ctx.dir;
     let servers = ctx.plan.servers.len();
@@ -164,7 +164,7 @@ fn deploy(
         (r, sampler.join().unwrap_or((0, 0)))
     });
     let (result, activations) = result;
-    let to_ms = status(ctx.dir)?.now_ms;
+    let to_ms = now_ms(ctx)?;
     Ok(Deployed { result, from_ms, to_ms, min_healthy, servers, samples, activations })
 }
 

@@ -62,6 +62,11 @@ pub fn status(dir: &Path) -> Result<LabStatus, LabError> {
     control::status(dir)
 }
 
+/// The lab's clock now (milliseconds since the supervisor started), as the write log uses.
+pub(crate) fn now_ms(ctx: &Ctx) -> Result<f64, LabError> {
+    Ok(status(ctx.dir)?.now_ms)
+}
+
 pub(crate) fn writes(ctx: &Ctx) -> Result<Vec<Write>, LabError> {
     control::writes(ctx.dir, 0)
 }

@@ -113,7 +113,7 @@ fn series(ctx: &Ctx, run: &Run, from: f64, to: f64, leaders: Vec<(f64, Option<St
 pub fn run(name: &str, ctx: &mut Ctx) -> ScenarioResult {
     let started = Instant::now();
     let mut run = Run::new();
-    let from = status(ctx.dir).map(|s| s.now_ms).ok();
+    let from = kit::now_ms(ctx).ok();
     let stop = AtomicBool::new(false);
     let dir = ctx.dir;
     let (result, leaders) = std::thread::scope(|sc| {
@@ -122,7 +122,7 @@ pub fn run(name: &str, ctx: &mut Ctx) -> ScenarioResult {
         stop.store(true, Ordering::SeqCst);
         (r, watcher.join().unwrap_or_default())
     });
-    let to = status(ctx.dir).map(|s| s.now_ms).ok();
+    let to = kit::now_ms(ctx).ok();
     let series = match (from, to) {
         (Some(f), Some(t)) => series(ctx, &run, f, t, leaders),
         _ => None,

@@ -15,16 +15,12 @@ use n3x_operate::OperateError;
 use n3x_operate::backup::{self, RestoreOptions, SnapshotOptions};
 
 use super::kit::{
-    Ctx, Request, Run, agents, at, first_acks_after, server_names, status, verify_result, wait_for, writes,
+    Ctx, Request, Run, agents, at, first_acks_after, now_ms, server_names, verify_result, wait_for, writes,
 };
 use crate::error::LabError;
 use crate::rehearse::Rehearsal;
 
 pub const NAME: &str = "disaster-recovery";
-
-fn now_ms(ctx: &Ctx) -> Result<f64, LabError> {
-    Ok(status(ctx.dir)?.now_ms)
-}
 
 /// Waits until every agent has had `n` more writes acknowledged after lab time `t`.
 fn writes_after(ctx: &Ctx, t: f64, n: usize) -> Result<bool, LabError> {
