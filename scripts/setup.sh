@@ -11,8 +11,9 @@ set -euo pipefail
 # (the secrets tests: ssh-keygen, no secret in any argv, an independent SOPS encoder),
 # openssh-server (every lab host's sshd, which `n3x deploy --lab` and `install --lab` reach),
 # graphviz (renders `n3x graph --format dot` in the tests), chromium and fonts-dejavu-core
-# (the headless browser tests of report.html and the mermaid output).
-APT_PACKAGES=(ca-certificates git etcd-server etcd-client iproute2 nftables util-linux iperf3 procps nix-bin age iputils-ping openssh-client openssh-server strace python3-cryptography graphviz chromium fonts-dejavu-core)
+# (the headless browser tests of report.html and the mermaid output), prometheus (its
+# promtool checks the monitoring add-on's alert rules and fires each on test series).
+APT_PACKAGES=(ca-certificates git etcd-server etcd-client iproute2 nftables util-linux iperf3 procps nix-bin age iputils-ping openssh-client openssh-server strace python3-cryptography graphviz chromium fonts-dejavu-core prometheus)
 # Node.js and npm drive the browser tests; a machine that has them (from anywhere) keeps them.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   APT_PACKAGES+=(nodejs npm)

@@ -253,17 +253,62 @@ rec {
       snapshotSchedule = f.k3s.etcd.snapshot_schedule;
       snapshotRetention = f.k3s.etcd.snapshot_retention;
     };
+    # Prometheus scrapes etcd's metrics listener (2381) on each server's node IP.
+    etcdExposeMetrics = f.addons.monitoring.enable;
+    secretsEncryption = f.security.secrets_encryption;
+    protectKernelDefaults = f.security.protect_kernel_defaults;
+    tlsSan = f.security.tls_san;
+    audit = {
+      enable = f.security.audit.enable;
+      logPath = f.security.audit.log_path;
+      maxAgeDays = f.security.audit.max_age_days;
+      maxBackups = f.security.audit.max_backups;
+      maxSizeMb = f.security.audit.max_size_mb;
+    };
   };
+
+  # Where the servers' admission and audit policy files live: /etc, written by
+  # nix/modules/k3s.nix from `admissionConfig` and the audit policy.
+  admissionConfigPath = "/etc/rancher/k3s/admission.yaml";
+  auditPolicyPath = "/etc/rancher/k3s/audit-policy.yaml";
+
+  # kubelet's TLS ciphers, k3s' hardening guide's list (no CBC, no RSA key exchange).
+  kubeletCipherSuites = concatStringsSep "," [
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305"
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305"
+  ];
 
   k3sConfig =
     a:
     let
+      # kubelet runs on every node: its hardening applies to agents too.
       agentKeys = {
         node-ip = a.nodeIP;
         node-label = map (k: "${k}=${a.labels.${k}}") (attrNames a.labels);
         node-taint = a.taints;
+        protect-kernel-defaults = a.protectKernelDefaults;
+        kubelet-arg = [
+          "streaming-connection-idle-timeout=5m"
+          "tls-cipher-suites=${kubeletCipherSuites}"
+        ];
       }
       // (if a.flannelIface == null then { } else { flannel-iface = a.flannelIface; });
+      au = a.audit;
+      auditArgs =
+        if au.enable then
+          [
+            "audit-log-path=${au.logPath}"
+            "audit-policy-file=${auditPolicyPath}"
+            "audit-log-maxage=${toString au.maxAgeDays}"
+            "audit-log-maxbackup=${toString au.maxBackups}"
+            "audit-log-maxsize=${toString au.maxSizeMb}"
+          ]
+        else
+          [ ];
       serverKeys = {
         cluster-cidr = a.clusterCidr;
         service-cidr = a.serviceCidr;
@@ -275,7 +320,19 @@ rec {
         ];
         etcd-snapshot-schedule-cron = a.etcd.snapshotSchedule;
         etcd-snapshot-retention = a.etcd.snapshotRetention;
+        etcd-expose-metrics = a.etcdExposeMetrics;
+        secrets-encryption = a.secretsEncryption;
+        # k3s' hardening guide: PodSecurity and EventRateLimit admission, the audit log,
+        # service account tokens that expire, and dead pods collected early.
+        kube-apiserver-arg = [
+          "enable-admission-plugins=NodeRestriction,EventRateLimit"
+          "admission-control-config-file=${admissionConfigPath}"
+          "service-account-extend-token-expiration=false"
+        ]
+        ++ auditArgs;
+        kube-controller-manager-arg = [ "terminated-pod-gc-threshold=100" ];
       }
+      // (if a.tlsSan == [ ] then { } else { tls-san = a.tlsSan; })
       // (if a.agentTokenFile == null then { } else { agent-token-file = a.agentTokenFile; });
     in
     agentKeys // (if a.role == "server" then serverKeys else { });
@@ -395,6 +452,186 @@ rec {
 
   nixosPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/run/wrappers/bin:/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin";
 
+  # Namespaces the Pod Security Standard does not apply to: k3s' own and the add-ons'
+  # (Longhorn, Multus and node-exporter need host access by design).
+  podSecurityExempt =
+    f:
+    [ "kube-system" ]
+    ++ (if f.addons.kyverno then [ "kyverno" ] else [ ])
+    ++ (if f.addons.longhorn.enable then [ "longhorn-system" ] else [ ])
+    ++ (if f.addons.monitoring.enable then [ "monitoring" ] else [ ]);
+
+  # The API server's admission configuration (`admission-control-config-file`): the
+  # inventory's Pod Security Standard for every namespace but the exempt ones, and an
+  # event rate limit (the hardening guide's numbers).
+  admissionConfig = f: {
+    apiVersion = "apiserver.config.k8s.io/v1";
+    kind = "AdmissionConfiguration";
+    plugins = [
+      {
+        name = "PodSecurity";
+        configuration = {
+          apiVersion = "pod-security.admission.config.k8s.io/v1";
+          kind = "PodSecurityConfiguration";
+          defaults =
+            let
+              level = f.security.pod_security;
+            in
+            {
+              enforce = level;
+              enforce-version = "latest";
+              audit = level;
+              audit-version = "latest";
+              warn = level;
+              warn-version = "latest";
+            };
+          exemptions = {
+            usernames = [ ];
+            runtimeClasses = [ ];
+            namespaces = podSecurityExempt f;
+          };
+        };
+      }
+      {
+        name = "EventRateLimit";
+        configuration = {
+          apiVersion = "eventratelimit.admission.k8s.io/v1alpha1";
+          kind = "Configuration";
+          limits = [
+            {
+              type = "Server";
+              qps = 5000;
+              burst = 20000;
+            }
+          ];
+        };
+      }
+    ];
+  };
+
+  # n3x's audit policy when the inventory names none: who did what, never a body. Health
+  # probes and kube-proxy's and the nodes' own watches are left out (they are most of the
+  # traffic and say nothing); Secrets, ConfigMaps and token reviews at Metadata only, so
+  # no secret value reaches the log; every other request at Metadata too.
+  defaultAuditPolicy = {
+    apiVersion = "audit.k8s.io/v1";
+    kind = "Policy";
+    omitStages = [ "RequestReceived" ];
+    rules = [
+      {
+        level = "None";
+        nonResourceURLs = [
+          "/healthz*"
+          "/livez*"
+          "/readyz*"
+          "/version"
+          "/metrics"
+        ];
+      }
+      {
+        level = "None";
+        users = [ "system:kube-proxy" ];
+        verbs = [ "watch" ];
+      }
+      {
+        level = "None";
+        userGroups = [ "system:nodes" ];
+        verbs = [
+          "get"
+          "list"
+          "watch"
+        ];
+      }
+      {
+        level = "Metadata";
+        resources = [
+          {
+            group = "";
+            resources = [
+              "secrets"
+              "configmaps"
+            ];
+          }
+          {
+            group = "authentication.k8s.io";
+            resources = [ "tokenreviews" ];
+          }
+        ];
+      }
+      { level = "Metadata"; }
+    ];
+  };
+
+  # n3x's alert rules (a Prometheus rule file's `groups`). `crates/n3x/tests/alerts.rs`
+  # checks them with promtool and fires each one on made-up series.
+  alertGroups =
+    f:
+    let
+      rule = alert: expr: for: severity: summary: {
+        inherit alert expr for;
+        labels.severity = severity;
+        annotations.summary = summary;
+      };
+    in
+    [
+      {
+        name = "n3x.etcd";
+        rules = [
+          (rule "EtcdMemberDown" ''up{job="kube-etcd"} == 0'' "2m" "critical"
+            "etcd member {{ $labels.instance }} does not answer: quorum has one member less to lose (runbook docs/runbooks/lost-server.md)"
+          )
+          (rule "EtcdNoLeader" ''etcd_server_has_leader{job="kube-etcd"} == 0'' "1m" "critical"
+            "etcd member {{ $labels.instance }} has no leader: writes are refused (runbook docs/runbooks/lost-quorum.md)"
+          )
+          (rule "EtcdDatabaseNearQuota"
+            ''etcd_mvcc_db_total_size_in_bytes{job="kube-etcd"} / etcd_server_quota_backend_bytes{job="kube-etcd"} > 0.8''
+            "10m"
+            "warning"
+            "etcd member {{ $labels.instance }} uses {{ $value | humanizePercentage }} of its space quota: at 100% etcd refuses writes (defragment, or raise the quota)"
+          )
+        ];
+      }
+      {
+        name = "n3x.nodes";
+        rules = [
+          (rule "NodeNotReady" ''kube_node_status_condition{condition="Ready",status="true"} == 0'' "5m" "warning"
+            "node {{ $labels.node }} has not been Ready for 5 minutes"
+          )
+          (rule "CertificateNearExpiry"
+            ''apiserver_client_certificate_expiration_seconds_count{job="apiserver"} > 0 and on (job) histogram_quantile(0.01, sum by (job, le) (rate(apiserver_client_certificate_expiration_seconds_bucket{job="apiserver"}[5m]))) < 2592000''
+            "1h"
+            "warning"
+            "client certificates presented to the API server expire within 30 days: k3s renews its certificates on a restart within 90 days of expiry (runbook docs/runbooks/certificate-expiry.md)"
+          )
+        ];
+      }
+    ]
+    ++ (
+      if f.addons.longhorn.enable then
+        [
+          {
+            name = "n3x.longhorn";
+            # longhorn_volume_robustness: up to Longhorn 1.10 one series per volume valued
+            # 0 unknown, 1 healthy, 2 degraded, 3 faulted; from 1.11 one series per state
+            # (`state` label), 1 for the current one. Both are matched.
+            rules =
+              let
+                robustness = n: state: ''longhorn_volume_robustness{state=""} == ${n} or longhorn_volume_robustness{state="${state}"} == 1'';
+              in
+              [
+                (rule "LonghornVolumeDegraded" (robustness "2" "degraded") "10m" "warning"
+                  "Longhorn volume {{ $labels.volume }} is degraded: fewer healthy replicas than it asks for"
+                )
+                (rule "LonghornVolumeFaulted" (robustness "3" "faulted") "1m" "critical"
+                  "Longhorn volume {{ $labels.volume }} is faulted: no healthy replica, its workload cannot run"
+                )
+              ];
+          }
+        ]
+      else
+        [ ]
+    );
+
   helmChart =
     {
       name,
@@ -429,9 +666,12 @@ rec {
       kyvernoVersion ? null,
       multusVersion ? null,
       longhornVersion ? null,
+      monitoringVersion ? null,
     }:
     let
       lh = f.addons.longhorn;
+      mon = f.addons.monitoring;
+      servers = filter isServer f.hosts;
       multusNets = f.addons.multus.networks;
     in
     {
@@ -555,6 +795,66 @@ rec {
               defaultDataPath = lh.data_path;
             }
             // (if lh.network == null then { } else { storageNetwork = "kube-system/${lh.network}"; });
+        };
+      };
+      # kube-prometheus-stack: Prometheus (with node-exporter and kube-state-metrics) and
+      # Alertmanager. k3s runs the controller manager, scheduler and proxy inside its own
+      # process on localhost, so their scrapes are off; etcd is scraped on each server's
+      # metrics listener (`etcd-expose-metrics`, port 2381). Grafana is off: it ships a
+      # default admin password.
+      monitoring = helmChart {
+        name = "kube-prometheus-stack";
+        repo = "https://prometheus-community.github.io/helm-charts";
+        chart = "kube-prometheus-stack";
+        version = monitoringVersion;
+        targetNamespace = "monitoring";
+        values = {
+          grafana.enabled = false;
+          kubeControllerManager.enabled = false;
+          kubeScheduler.enabled = false;
+          kubeProxy.enabled = false;
+          kubeEtcd = {
+            enabled = true;
+            endpoints = map (h: h.node_ip) servers;
+            service = {
+              enabled = true;
+              port = 2381;
+              targetPort = 2381;
+            };
+          };
+          defaultRules.rules = {
+            etcd = false;
+            kubeControllerManager = false;
+            kubeSchedulerAlerting = false;
+            kubeSchedulerRecording = false;
+            kubeProxy = false;
+          };
+          additionalPrometheusRulesMap.n3x.groups = alertGroups f;
+          prometheus = {
+            prometheusSpec = {
+              inherit (mon) retention;
+              ruleSelectorNilUsesHelmValues = false;
+              serviceMonitorSelectorNilUsesHelmValues = false;
+              storageSpec.volumeClaimTemplate.spec = {
+                storageClassName = mon.storage;
+                accessModes = [ "ReadWriteOnce" ];
+                resources.requests.storage = mon.size;
+              };
+            };
+            # Longhorn's manager serves its metrics on the `manager` port.
+            additionalServiceMonitors =
+              if lh.enable then
+                [
+                  {
+                    name = "longhorn";
+                    selector.matchLabels.app = "longhorn-manager";
+                    namespaceSelector.matchNames = [ "longhorn-system" ];
+                    endpoints = [ { port = "manager"; } ];
+                  }
+                ]
+              else
+                [ ];
+          };
         };
       };
     };

@@ -166,6 +166,13 @@ let
   # An add-on table defaults to `enable = true`: writing the table is the intent.
   enabled = t: a ? ${t} && (a.${t}.enable or true);
 
+  mon = a.monitoring or { };
+
+  # --- security -------------------------------------------------------------------------
+  sec = inv.security or { };
+  audit = sec.audit or { };
+  protectKernel = sec.protect_kernel_defaults or true;
+
   secretsFile = (inv.secrets or { }).file or "secrets/k3s.yaml";
 
   # --- lab ------------------------------------------------------------------------------
@@ -259,6 +266,38 @@ assert length hostNames > 0;
       network = (a.longhorn or { }).network or null;
       replicas = (a.longhorn or { }).replicas or 3;
       data_path = (a.longhorn or { }).data_path or "/var/lib/longhorn";
+    };
+    monitoring = {
+      enable = enabled "monitoring";
+      retention = mon.retention or "15d";
+      # model.rs `default_monitoring_storage`: replicated on Longhorn when the cluster has it.
+      storage = mon.storage or (if enabled "longhorn" then "longhorn" else "local-path");
+      size = mon.size or "20Gi";
+    };
+  };
+  security = {
+    secrets_encryption = sec.secrets_encryption or true;
+    protect_kernel_defaults = protectKernel;
+    # model.rs `KERNEL_DEFAULTS`: what kubelet checks under protect-kernel-defaults.
+    kernel_sysctls =
+      if protectKernel then
+        {
+          "kernel.panic" = 10;
+          "kernel.panic_on_oops" = 1;
+          "vm.overcommit_memory" = 1;
+          "vm.panic_on_oom" = 0;
+        }
+      else
+        { };
+    pod_security = sec.pod_security or "restricted";
+    tls_san = sec.tls_san or [ ];
+    audit = {
+      enable = audit.enable or true;
+      policy_file = audit.policy_file or null;
+      log_path = audit.log_path or "/var/lib/rancher/k3s/server/logs/audit.log";
+      max_age_days = audit.max_age_days or 30;
+      max_backups = audit.max_backups or 10;
+      max_size_mb = audit.max_size_mb or 100;
     };
   };
   secrets = {

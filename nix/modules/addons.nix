@@ -12,7 +12,9 @@
 #        Multus' NetworkAttachmentDefinition CRD established -> the NADs;
 #        Kyverno's ClusterPolicy CRD established and its deployments available -> the PATH
 #        policy (with its namespace and ConfigMap);
-#        the ClusterPolicy reports Ready -> the Longhorn HelmChart.
+#        the ClusterPolicy reports Ready -> the Longhorn HelmChart;
+#        Longhorn's StorageClass exists -> the monitoring HelmChart, when Prometheus keeps
+#        its data on Longhorn (on local-path it goes in with step 1).
 #      It is idempotent (ln -sfn), restarts on failure, and runs on every server, so the
 #      add-ons come up whichever server boots first.
 { config, lib, pkgs, ... }:
@@ -21,11 +23,23 @@ let
   cfg = config.n3x.addons;
   facts = config.n3x.facts;
   isServer = config.n3x.host.role == "server";
-  m = n3xLib.manifests facts {
+  # The module's options over the inventory's monitoring settings.
+  withOptions = facts // {
+    addons = facts.addons // {
+      monitoring = facts.addons.monitoring // {
+        inherit (cfg.monitoring) enable retention storage size;
+      };
+    };
+  };
+  m = n3xLib.manifests withOptions {
     kyvernoVersion = cfg.kyverno.chartVersion;
     multusVersion = cfg.multus.chartVersion;
     longhornVersion = cfg.longhorn.chartVersion;
+    monitoringVersion = cfg.monitoring.chartVersion;
   };
+  monitoring = list "monitoring" [ m.monitoring ];
+  # On Longhorn, Prometheus' volume waits for Longhorn's StorageClass.
+  monitoringOnLonghorn = cfg.monitoring.enable && cfg.monitoring.storage == "longhorn";
   list = name: items:
     pkgs.writeText "n3x-${name}.yaml" (
       builtins.toJSON {
@@ -83,6 +97,37 @@ in
       };
       chartVersion = chartVersion "Longhorn";
     };
+    monitoring = {
+      enable = lib.mkOption {
+        type = lib.types.bool;
+        default = facts.addons.monitoring.enable;
+        defaultText = lib.literalExpression "config.n3x.facts.addons.monitoring.enable";
+        description = "kube-prometheus-stack (Prometheus, node-exporter, kube-state-metrics, Alertmanager) with n3x's alert rules; etcd's metrics exposed on the servers.";
+        example = true;
+      };
+      retention = lib.mkOption {
+        type = lib.types.strMatching "[0-9]+(ms|s|m|h|d|w|y)";
+        default = facts.addons.monitoring.retention;
+        defaultText = lib.literalExpression "config.n3x.facts.addons.monitoring.retention";
+        description = "How long Prometheus keeps samples (`prometheusSpec.retention`).";
+        example = "30d";
+      };
+      storage = lib.mkOption {
+        type = lib.types.enum [ "longhorn" "local-path" ];
+        default = facts.addons.monitoring.storage;
+        defaultText = lib.literalExpression "config.n3x.facts.addons.monitoring.storage";
+        description = "StorageClass of Prometheus' volume: `longhorn` (replicated; the chart waits for Longhorn) or `local-path` (one node's disk).";
+        example = "local-path";
+      };
+      size = lib.mkOption {
+        type = lib.types.strMatching "[0-9]+(Mi|Gi|Ti)";
+        default = facts.addons.monitoring.size;
+        defaultText = lib.literalExpression "config.n3x.facts.addons.monitoring.size";
+        description = "Size of Prometheus' volume.";
+        example = "50Gi";
+      };
+      chartVersion = chartVersion "kube-prometheus-stack";
+    };
     timeout = lib.mkOption {
       type = lib.types.str;
       default = "30min";
@@ -98,6 +143,10 @@ in
         message = "n3x.addons.longhorn.enable needs n3x.addons.kyverno.enable: Longhorn on NixOS needs the PATH policy";
       }
       {
+        assertion = monitoringOnLonghorn -> cfg.longhorn.enable;
+        message = "n3x.addons.monitoring.storage is `longhorn` but n3x.addons.longhorn.enable is false; use `local-path` or enable Longhorn";
+      }
+      {
         assertion = cfg.longhorn.enable && facts.addons.longhorn.network != null -> cfg.multus.enable;
         message = "n3x.addons.longhorn.enable with a storage network needs n3x.addons.multus.enable";
       }
@@ -110,10 +159,11 @@ in
     services.k3s.manifests = lib.mkMerge [
       (lib.mkIf cfg.kyverno.enable { n3x-10-kyverno.content = m.kyverno; })
       (lib.mkIf cfg.multus.enable { n3x-10-multus.content = m.multus; })
+      (lib.mkIf (cfg.monitoring.enable && !monitoringOnLonghorn) { n3x-10-monitoring.content = m.monitoring; })
     ];
 
     systemd.services.n3x-addons = lib.mkIf (cfg.multus.enable || cfg.kyverno.enable) {
-      description = "n3x add-ons in order: NADs after Multus, Longhorn after Kyverno's PATH policy";
+      description = "n3x add-ons in order: NADs after Multus, Longhorn after Kyverno's PATH policy, monitoring after Longhorn";
       after = [ "k3s.service" ];
       wants = [ "k3s.service" ];
       wantedBy = [ "multi-user.target" ];
@@ -122,7 +172,7 @@ in
         pkgs.coreutils
         pkgs.gnugrep
       ];
-      restartTriggers = [ nads policy longhorn ];
+      restartTriggers = [ nads policy longhorn monitoring ];
       serviceConfig = {
         Type = "oneshot";
         RemainAfterExit = true;
@@ -152,6 +202,10 @@ in
         ''}
         ${lib.optionalString cfg.longhorn.enable ''
           ln -sfn ${longhorn} ${manifestDir}/n3x-40-longhorn.yaml
+        ''}
+        ${lib.optionalString monitoringOnLonghorn ''
+          until kc get storageclass longhorn >/dev/null 2>&1; do sleep 5; done
+          ln -sfn ${monitoring} ${manifestDir}/n3x-50-monitoring.yaml
         ''}
       '';
     };

@@ -32,7 +32,20 @@ let
       clusterDns
       ;
     etcd = cfg.etcd;
+    inherit (cfg) secretsEncryption protectKernelDefaults tlsSan;
+    etcdExposeMetrics = d.etcdExposeMetrics;
+    audit = {
+      inherit (cfg.audit) enable logPath maxAgeDays maxBackups maxSizeMb;
+    };
   };
+  isServer = cfg.role == "server";
+  facts = config.n3x.facts;
+  admission = n3xLib.admissionConfig (facts // { security = facts.security // { pod_security = cfg.podSecurity; }; });
+  auditPolicy =
+    if cfg.audit.policyFile != null then
+      builtins.readFile cfg.audit.policyFile
+    else
+      builtins.toJSON n3xLib.defaultAuditPolicy;
   configFile = pkgs.writeText "n3x-k3s-config.yaml" (
     # JSON is YAML: k3s reads this file with its YAML parser.
     builtins.toJSON (n3xLib.k3sConfig args // cfg.extraConfig)
@@ -70,6 +83,18 @@ in
       electionMs = opt t.ints.positive d.etcd.electionMs "etcd election timeout in ms (`--etcd-arg=election-timeout=`)." 1000;
       snapshotSchedule = opt t.str d.etcd.snapshotSchedule "Cron schedule of etcd snapshots (`--etcd-snapshot-schedule-cron`)." "0 */6 * * *";
       snapshotRetention = opt t.ints.positive d.etcd.snapshotRetention "Snapshots kept (`--etcd-snapshot-retention`)." 10;
+    };
+    secretsEncryption = opt t.bool d.secretsEncryption "Encrypt Secrets at rest in etcd (`secrets-encryption`). Takes effect at a server's first start only: k3s does not support turning it on later." true;
+    protectKernelDefaults = opt t.bool d.protectKernelDefaults "kubelet refuses to start when the kernel's sysctls differ from what it needs (`protect-kernel-defaults`); n3x sets those sysctls (`boot.kernel.sysctl`)." true;
+    tlsSan = opt (t.listOf t.str) d.tlsSan "Extra names and addresses in the API server's certificate (`tls-san`), e.g. a DNS name or a VIP." [ "k3s.home.arpa" "192.168.200.10" ];
+    podSecurity = opt (t.enum [ "restricted" "baseline" "privileged" ]) facts.security.pod_security "The Pod Security Standard enforced in every namespace but k3s' and the add-ons' (the admission configuration file)." "baseline";
+    audit = {
+      enable = opt t.bool d.audit.enable "Write the API server's audit log (`audit-log-path`, `audit-policy-file`)." true;
+      policyFile = opt (t.nullOr t.path) (if facts.security.audit.policy_file == null then null else config.n3x.root + "/${facts.security.audit.policy_file}") "The audit policy; null: n3x's default (metadata of every request, no bodies, health probes left out)." (lib.literalExpression "./security/audit-policy.yaml");
+      logPath = opt t.str d.audit.logPath "Where the API server writes the audit log (`audit-log-path`)." "/var/lib/rancher/k3s/server/logs/audit.log";
+      maxAgeDays = opt t.ints.positive d.audit.maxAgeDays "Days a rotated audit log is kept (`audit-log-maxage`)." 30;
+      maxBackups = opt t.ints.positive d.audit.maxBackups "Rotated audit logs kept (`audit-log-maxbackup`)." 10;
+      maxSizeMb = opt t.ints.positive d.audit.maxSizeMb "Size in MB at which the audit log is rotated (`audit-log-maxsize`)." 100;
     };
     extraConfig = opt (t.attrsOf t.anything) { } "Extra k3s config-file keys (flag names without dashes), merged over the generated ones." { "write-kubeconfig-mode" = "0640"; };
   };
@@ -111,6 +136,15 @@ in
     # restore`) sees the data dir, node IP and snapshot settings the service runs with.
     # The service keeps `--config <store path>`, so a changed config still restarts it.
     environment.etc."rancher/k3s/config.yaml".source = configFile;
+
+    # The API server's admission configuration and audit policy (servers), referenced by
+    # path from the config file; the audit log's directory, private to root.
+    environment.etc."rancher/k3s/admission.yaml" = lib.mkIf isServer { text = builtins.toJSON admission; };
+    environment.etc."rancher/k3s/audit-policy.yaml" = lib.mkIf (isServer && cfg.audit.enable) { text = auditPolicy; };
+    systemd.tmpfiles.rules = lib.optional (isServer && cfg.audit.enable) "d ${dirOf cfg.audit.logPath} 0700 root root -";
+
+    # What kubelet checks under protect-kernel-defaults (k3s' hardening guide).
+    boot.kernel.sysctl = lib.mkIf cfg.protectKernelDefaults facts.security.kernel_sysctls;
 
     environment.systemPackages = [ pkgs.iproute2 ];
   };

@@ -22,6 +22,8 @@ pub(crate) fn check(inv: &Inventory, out: &mut Vec<Diagnostic>) {
     addresses(inv, out);
     roles(inv, out);
     addons(inv, out);
+    monitoring(inv, out);
+    security(inv, out);
     lab(inv, out);
     storage_mtu(inv, out);
     routing(inv, out);
@@ -611,6 +613,117 @@ fn addons(inv: &Inventory, out: &mut Vec<Diagnostic>) {
                 "more replicas than hosts",
             )
             .help(format!("Longhorn places each replica on a different node: use at most {hosts}")),
+        );
+    }
+}
+
+/// Prometheus' volume needs a storage class the cluster has; on one node's disk its
+/// history goes with that node.
+fn monitoring(inv: &Inventory, out: &mut Vec<Diagnostic>) {
+    let a = &inv.addons;
+    let Some(m) = a.monitoring.as_ref().filter(|m| m.enable.value) else { return };
+    if inv.is_unreadable("addons.monitoring.storage") {
+        return;
+    }
+    let storage = m.storage.as_ref().map_or_else(|| a.default_monitoring_storage(), |s| s.value);
+    let at = m.storage.as_ref().map_or(m.enable.span.clone(), |s| s.span.clone());
+    match storage {
+        MonitoringStorage::Longhorn if !a.longhorn_enabled() => {
+            let mut d = Diagnostic::new(
+                Code::MonitoringStorageUnavailable,
+                at,
+                "monitoring keeps its data on Longhorn, but Longhorn is not enabled",
+                "no `longhorn` storage class",
+            )
+            .help("enable `[addons.longhorn]` (with Kyverno and Multus), or set `storage = \"local-path\"`");
+            if let Some(l) = &a.longhorn {
+                d = d.related(l.enable.span.clone(), "Longhorn is disabled here");
+            }
+            out.push(d);
+        }
+        MonitoringStorage::LocalPath => {
+            let disabled = inv.k3s.disable.iter().find(|c| c.value == "local-storage");
+            if let Some(c) = disabled {
+                out.push(
+                    Diagnostic::new(
+                        Code::MonitoringStorageUnavailable,
+                        at,
+                        "monitoring keeps its data on k3s' local-path provisioner, which `k3s.disable` turns off",
+                        "no `local-path` storage class",
+                    )
+                    .related(c.span.clone(), "disabled here")
+                    .help("remove \"local-storage\" from `k3s.disable`, or enable Longhorn and set `storage = \"longhorn\"`"),
+                );
+            } else {
+                out.push(
+                    Diagnostic::new(
+                        Code::MonitoringDataOnOneNode,
+                        at,
+                        "Prometheus keeps its data on one node's disk (local-path): its history and alert state go with that node",
+                        "one copy, one node",
+                    )
+                    .help("enable `[addons.longhorn]` and set `storage = \"longhorn\"` to replicate it"),
+                );
+            }
+        }
+        MonitoringStorage::Longhorn => {}
+    }
+}
+
+/// The hardened defaults, and what turning each off costs.
+fn security(inv: &Inventory, out: &mut Vec<Diagnostic>) {
+    let s = &inv.security;
+    if !s.secrets_encryption.value {
+        out.push(
+            Diagnostic::new(
+                Code::SecretsEncryptionOff,
+                s.secrets_encryption.span.clone(),
+                "secrets encryption is off: every Kubernetes Secret is stored in plaintext in etcd and in every snapshot",
+                "plaintext secrets",
+            )
+            .help(
+                "remove `secrets_encryption = false` before the first install: k3s does not support starting \
+                 without encryption and turning it on later",
+            ),
+        );
+    }
+    if !s.protect_kernel_defaults.value {
+        let sysctls = KERNEL_DEFAULTS.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+        out.push(
+            Diagnostic::new(
+                Code::KernelDefaultsUnprotected,
+                s.protect_kernel_defaults.span.clone(),
+                "kubelet will not check the kernel settings it depends on (`protect-kernel-defaults` is off)",
+                "off",
+            )
+            .help(format!(
+                "remove `protect_kernel_defaults = false`: n3x sets the sysctls kubelet checks ({sysctls}) on every host"
+            )),
+        );
+    }
+    if !s.audit.enable.value {
+        out.push(
+            Diagnostic::new(
+                Code::AuditLogOff,
+                s.audit.enable.span.clone(),
+                "the API server keeps no audit log: who changed or read what cannot be found out afterwards",
+                "no audit log",
+            )
+            .help("remove `enable = false` from `[security.audit]`; size and age of the logs are set there"),
+        );
+    }
+    if s.pod_security.value == PodSecurity::Privileged {
+        out.push(
+            Diagnostic::new(
+                Code::PodSecurityPrivileged,
+                s.pod_security.span.clone(),
+                "pods may run privileged in every namespace: no Pod Security Standard is enforced",
+                "nothing enforced",
+            )
+            .help(
+                "use \"restricted\" (the default) or \"baseline\"; system and add-on namespaces are exempt either way, \
+                 and a namespace label `pod-security.kubernetes.io/enforce` opens one namespace only",
+            ),
         );
     }
 }

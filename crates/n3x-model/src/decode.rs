@@ -407,7 +407,10 @@ pub(crate) fn decode(source: &str, diags: &mut Vec<Diagnostic>) -> Option<Invent
 }
 
 fn decode_root(d: &mut Decoder, top: Table<'_, '_>) -> Inventory {
-    d.deny_unknown(top, &["version", "cluster", "k3s", "networks", "hosts", "addons", "secrets", "access", "lab"]);
+    d.deny_unknown(
+        top,
+        &["version", "cluster", "k3s", "networks", "hosts", "addons", "security", "secrets", "access", "lab"],
+    );
 
     let version = d.integer(top, "version");
     match &version {
@@ -456,6 +459,8 @@ fn decode_root(d: &mut Decoder, top: Table<'_, '_>) -> Inventory {
         Some(t) => decode_addons(d, t),
         None => Addons::default(),
     };
+    let security_table = d.sub(top, "security", "security");
+    let security = decode_security(d, security_table);
     let secrets_table = d.sub(top, "secrets", "secrets");
     let secrets = decode_secrets(d, secrets_table);
     let access = match d.sub(top, "access", "access") {
@@ -465,7 +470,19 @@ fn decode_root(d: &mut Decoder, top: Table<'_, '_>) -> Inventory {
     let lab_table = d.sub(top, "lab", "lab");
     let lab = decode_lab(d, lab_table);
 
-    Inventory { version, cluster, k3s, networks, hosts, addons, secrets, access, lab, unreadable: BTreeSet::new() }
+    Inventory {
+        version,
+        cluster,
+        k3s,
+        networks,
+        hosts,
+        addons,
+        security,
+        secrets,
+        access,
+        lab,
+        unreadable: BTreeSet::new(),
+    }
 }
 
 fn decode_access(d: &mut Decoder, t: Table<'_, '_>) -> Access {
@@ -991,7 +1008,7 @@ fn check_recipient(d: &mut Decoder, s: &Sp<String>, path: &str) -> bool {
 }
 
 fn decode_addons(d: &mut Decoder, t: Table<'_, '_>) -> Addons {
-    d.deny_unknown(t, &["kyverno", "multus", "longhorn"]);
+    d.deny_unknown(t, &["kyverno", "multus", "longhorn", "monitoring"]);
     let mut out = Addons::default();
     let enable =
         |d: &mut Decoder, t: Table<'_, '_>| d.boolean(t, "enable").unwrap_or_else(|| Sp::new(true, t.anchor()));
@@ -1024,7 +1041,170 @@ fn decode_addons(d: &mut Decoder, t: Table<'_, '_>) -> Addons {
         };
         out.longhorn = Some(Longhorn { enable: enable(d, l), network: d.string(l, "network"), replicas, data_path });
     }
+    if let Some(m) = d.sub(t, "monitoring", "addons.monitoring") {
+        d.deny_unknown(m, &["enable", "retention", "storage", "size"]);
+        let retention = match d.string(m, "retention") {
+            Some(r) if valid_duration(&r.value) => r,
+            Some(r) => {
+                d.invalid(
+                    Code::InvalidValue,
+                    r.span.clone(),
+                    format!("`{}` is not a Prometheus retention", r.value),
+                    "expected a number and a unit",
+                    "write a duration such as `15d` or `12h` (units ms, s, m, h, d, w, y)".into(),
+                );
+                Sp::new(DEFAULT_RETENTION.into(), m.anchor())
+            }
+            None => Sp::new(DEFAULT_RETENTION.into(), m.anchor()),
+        };
+        let size = match d.string(m, "size") {
+            Some(s) if valid_quantity(&s.value) => s,
+            Some(s) => {
+                d.invalid(
+                    Code::InvalidValue,
+                    s.span.clone(),
+                    format!("`{}` is not a volume size", s.value),
+                    "expected a number and `Mi`, `Gi` or `Ti`",
+                    "write a Kubernetes quantity such as `20Gi`".into(),
+                );
+                Sp::new(DEFAULT_MONITORING_SIZE.into(), m.anchor())
+            }
+            None => Sp::new(DEFAULT_MONITORING_SIZE.into(), m.anchor()),
+        };
+        let storage = d.choice(m, "storage", MonitoringStorage::NAMES, MonitoringStorage::parse);
+        out.monitoring = Some(Monitoring { enable: enable(d, m), retention, storage, size });
+    }
     out
+}
+
+/// `[security]`: every default is the hardened choice, so an absent table is a hardened cluster.
+fn decode_security(d: &mut Decoder, t: Option<Table<'_, '_>>) -> Security {
+    let span = t.map_or(0..0, |t| t.anchor());
+    let on = Sp::new(true, span.clone());
+    let mut s = Security {
+        span: span.clone(),
+        secrets_encryption: on.clone(),
+        protect_kernel_defaults: on.clone(),
+        pod_security: Sp::new(PodSecurity::Restricted, span.clone()),
+        tls_san: Vec::new(),
+        audit: Audit {
+            enable: on,
+            policy_file: None,
+            log_path: Sp::new(DEFAULT_AUDIT_LOG.into(), span.clone()),
+            max_age_days: Sp::new(30, span.clone()),
+            max_backups: Sp::new(10, span.clone()),
+            max_size_mb: Sp::new(100, span),
+        },
+    };
+    let Some(t) = t else { return s };
+    d.deny_unknown(t, &["secrets_encryption", "protect_kernel_defaults", "pod_security", "tls_san", "audit"]);
+    if let Some(b) = d.boolean(t, "secrets_encryption") {
+        s.secrets_encryption = b;
+    }
+    if let Some(b) = d.boolean(t, "protect_kernel_defaults") {
+        s.protect_kernel_defaults = b;
+    }
+    if let Some(p) = d.choice(t, "pod_security", PodSecurity::NAMES, PodSecurity::parse) {
+        s.pod_security = p;
+    }
+    for san in d.strings(t, "tls_san").unwrap_or_default() {
+        if valid_san(&san.value) {
+            s.tls_san.push(san);
+        } else {
+            d.invalid(
+                Code::InvalidTlsSan,
+                san.span,
+                format!("`{}` cannot be a name in the API server's certificate", san.value),
+                "not a DNS name or IPv4 address",
+                "give a DNS name (`k3s.example.lan`, at most 253 characters of letters, digits, `-` and `.`) \
+                 or an IPv4 address such as a VIP (`192.168.200.10`)"
+                    .into(),
+            );
+        }
+    }
+    if let Some(a) = d.sub(t, "audit", "security.audit") {
+        d.deny_unknown(a, &["enable", "policy_file", "log_path", "max_age_days", "max_backups", "max_size_mb"]);
+        if let Some(b) = d.boolean(a, "enable") {
+            s.audit.enable = b;
+        }
+        if let Some(f) = d.string(a, "policy_file") {
+            if f.value.is_empty() || f.value.starts_with('/') || f.value.split('/').any(|c| c == "..") {
+                d.invalid(
+                    Code::InvalidValue,
+                    f.span.clone(),
+                    format!("`security.audit.policy_file` `{}` must be a path inside the repository", f.value),
+                    "not a relative path",
+                    "give a path relative to n3x.toml without `..` (the flake can only read its own files), \
+                     e.g. `security/audit-policy.yaml`"
+                        .into(),
+                );
+            } else {
+                s.audit.policy_file = Some(f);
+            }
+        }
+        if let Some(p) = d.string(a, "log_path") {
+            if p.value.starts_with('/') && !p.value.ends_with('/') && !p.value.contains(char::is_whitespace) {
+                s.audit.log_path = p;
+            } else {
+                d.invalid(
+                    Code::InvalidValue,
+                    p.span.clone(),
+                    format!("`security.audit.log_path` `{}` must be an absolute file path on the servers", p.value),
+                    "not an absolute file path",
+                    format!("use an absolute path without spaces, e.g. `{DEFAULT_AUDIT_LOG}`"),
+                );
+            }
+        }
+        if let Some(v) = d.int_in(a, "max_age_days", 1, 3650, "the API server keeps rotated audit logs for whole days")
+        {
+            s.audit.max_age_days = v.map(|n| n as u64);
+        }
+        if let Some(v) = d.int_in(a, "max_backups", 1, 1000, "at least one rotated audit log is kept") {
+            s.audit.max_backups = v.map(|n| n as u64);
+        }
+        if let Some(v) = d.int_in(a, "max_size_mb", 1, 10_000, "an audit log is rotated at this many megabytes") {
+            s.audit.max_size_mb = v.map(|n| n as u64);
+        }
+    }
+    s
+}
+
+/// A DNS name or a dotted IPv4 address (what k3s puts in the certificate's SANs).
+fn valid_san(s: &str) -> bool {
+    if s.parse::<std::net::Ipv4Addr>().is_ok() {
+        return true;
+    }
+    // All digits and dots but not an address: a typo of one, not a name.
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return false;
+    }
+    let name = s.strip_prefix("*.").unwrap_or(s);
+    !name.is_empty()
+        && s.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// Prometheus' duration: digits and a unit, e.g. `15d`, `12h`.
+fn valid_duration(s: &str) -> bool {
+    let unit = ["ms", "s", "m", "h", "d", "w", "y"].into_iter().find(|u| s.ends_with(u));
+    unit.is_some_and(|u| {
+        let n = &s[..s.len() - u.len()];
+        !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && n.bytes().any(|b| b != b'0')
+    })
+}
+
+/// A Kubernetes quantity in binary units, e.g. `20Gi`.
+fn valid_quantity(s: &str) -> bool {
+    ["Mi", "Gi", "Ti"].iter().any(|u| {
+        s.strip_suffix(u)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && n.bytes().any(|b| b != b'0'))
+    })
 }
 
 fn decode_secrets(d: &mut Decoder, t: Option<Table<'_, '_>>) -> Secrets {
@@ -1156,5 +1336,24 @@ mod tests {
         assert!(looks_like_secret("AGE-SECRET-KEY-1QQQ"));
         assert!(!looks_like_secret("/run/secrets/k3s-token"));
         assert!(!looks_like_secret("k3s-token"));
+        for ok in ["k3s.home.arpa", "*.k3s.lan", "192.168.200.10", "vip", "a-b.c"] {
+            assert!(valid_san(ok), "{ok}");
+        }
+        for bad in ["", "1.2.3", "10.0.0.300", "a..b", "-a.lan", "a-.lan", "https://x", "*", "*.", "a_b"] {
+            assert!(!valid_san(bad), "{bad}");
+        }
+        assert!(!valid_san(&format!("{}.lan", "a".repeat(64))));
+        for ok in ["15d", "12h", "500ms", "1y", "30m"] {
+            assert!(valid_duration(ok), "{ok}");
+        }
+        for bad in ["", "d", "0d", "15", "15 d", "1.5d", "-1d", "15days"] {
+            assert!(!valid_duration(bad), "{bad}");
+        }
+        for ok in ["20Gi", "512Mi", "1Ti"] {
+            assert!(valid_quantity(ok), "{ok}");
+        }
+        for bad in ["", "Gi", "0Gi", "20GB", "20G", "1.5Gi", "20gi"] {
+            assert!(!valid_quantity(bad), "{bad}");
+        }
     }
 }

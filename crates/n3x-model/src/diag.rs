@@ -87,6 +87,8 @@ codes! {
     SeveralDefaultRoutes = "several-default-routes", Error, "more than one network has a `gateway`";
     DuplicateMac = "duplicate-mac", Error, "two interfaces with the same MAC address";
     UnsupportedK3sVersion = "unsupported-k3s-version", Error, "a k3s track the pinned nixpkgs does not carry";
+    InvalidTlsSan = "invalid-tls-san", Error, "a `security.tls_san` entry that is neither a DNS name nor an IPv4 address";
+    MonitoringStorageUnavailable = "monitoring-storage-unavailable", Error, "monitoring's volume on a storage class the cluster does not have";
     JetsonServer = "jetson-server", Warning, "a Jetson (SD/eMMC-class storage) as an etcd server";
     SingleServer = "single-server", Warning, "a single server: no HA control plane";
     StorageMtuSmaller = "storage-mtu-smaller", Warning, "the storage network's MTU is smaller than the cluster network's";
@@ -95,6 +97,11 @@ codes! {
     NoDnsServers = "no-dns-servers", Warning, "a default route but no `dns` servers";
     NoAdminKey = "no-admin-key", Warning, "no `access.ssh_keys`: nobody can log in after an install";
     KernelInterfaceName = "kernel-interface-name", Warning, "a physical host's NIC named `eth*`: it will not exist, or races with the kernel's names";
+    SecretsEncryptionOff = "secrets-encryption-off", Warning, "Kubernetes secrets stored unencrypted in etcd and in every snapshot";
+    KernelDefaultsUnprotected = "kernel-defaults-unprotected", Warning, "`protect_kernel_defaults = false`: kubelet runs whatever the kernel's sysctls are";
+    AuditLogOff = "audit-log-off", Warning, "the API server keeps no audit log";
+    PodSecurityPrivileged = "pod-security-privileged", Warning, "no Pod Security Standard is enforced";
+    MonitoringDataOnOneNode = "monitoring-data-on-one-node", Warning, "Prometheus' data on one node's local disk: lost with that node";
 }
 
 /// A span with a message, drawn under the user's text.

@@ -19,6 +19,7 @@ pub struct Inventory {
     pub networks: BTreeMap<String, Network>,
     pub hosts: BTreeMap<String, Host>,
     pub addons: Addons,
+    pub security: Security,
     pub secrets: Secrets,
     pub access: Access,
     pub lab: Lab,
@@ -70,6 +71,17 @@ pub const K3S_TRACKS: &[(&str, &str)] =
 pub fn k3s_package(track: &str) -> Option<&'static str> {
     K3S_TRACKS.iter().find(|(t, _)| *t == track).map(|(_, p)| *p)
 }
+
+/// Where the API server writes its audit log unless `[security.audit] log_path` says otherwise
+/// (k3s' hardening guide's path).
+pub const DEFAULT_AUDIT_LOG: &str = "/var/lib/rancher/k3s/server/logs/audit.log";
+/// Prometheus' retention and volume size unless `[addons.monitoring]` says otherwise.
+pub const DEFAULT_RETENTION: &str = "15d";
+pub const DEFAULT_MONITORING_SIZE: &str = "20Gi";
+/// The sysctls kubelet checks when `protect-kernel-defaults` is on: it refuses to start
+/// when the kernel's values differ (k3s' hardening guide).
+pub const KERNEL_DEFAULTS: &[(&str, i64)] =
+    &[("vm.panic_on_oom", 0), ("vm.overcommit_memory", 1), ("kernel.panic", 10), ("kernel.panic_on_oops", 1)];
 
 pub const DISABLEABLE: &[&str] = &["traefik", "servicelb", "local-storage", "metrics-server", "coredns"];
 
@@ -145,6 +157,14 @@ impl Hardware {
 }
 
 string_enum!(Role { Server = "server", Agent = "agent" });
+string_enum!(
+    /// The Pod Security Standard the API server enforces by default.
+    PodSecurity { Restricted = "restricted", Baseline = "baseline", Privileged = "privileged" }
+);
+string_enum!(
+    /// Where Prometheus keeps its data: a Longhorn volume or k3s' local-path provisioner.
+    MonitoringStorage { Longhorn = "longhorn", LocalPath = "local-path" }
+);
 string_enum!(Layout { Standard = "standard", Zfs = "zfs" });
 string_enum!(
     /// Linux bonding modes, as systemd-networkd spells them.
@@ -221,6 +241,7 @@ pub struct Addons {
     pub kyverno: Option<Kyverno>,
     pub multus: Option<Multus>,
     pub longhorn: Option<Longhorn>,
+    pub monitoring: Option<Monitoring>,
 }
 
 impl Addons {
@@ -232,6 +253,14 @@ impl Addons {
     }
     pub fn longhorn_enabled(&self) -> bool {
         self.longhorn.as_ref().is_some_and(|l| l.enable.value)
+    }
+    pub fn monitoring_enabled(&self) -> bool {
+        self.monitoring.as_ref().is_some_and(|m| m.enable.value)
+    }
+    /// Where Prometheus keeps its data when `storage` is not given: replicated on Longhorn
+    /// when the cluster has it.
+    pub fn default_monitoring_storage(&self) -> MonitoringStorage {
+        if self.longhorn_enabled() { MonitoringStorage::Longhorn } else { MonitoringStorage::LocalPath }
     }
 }
 
@@ -253,6 +282,42 @@ pub struct Longhorn {
     pub network: Option<Sp<String>>,
     pub replicas: Sp<u64>,
     pub data_path: Sp<String>,
+}
+
+/// `[addons.monitoring]`: kube-prometheus-stack with n3x's alert rules.
+#[derive(Clone, Debug)]
+pub struct Monitoring {
+    pub enable: Sp<bool>,
+    /// Prometheus' `retention`, e.g. `15d`.
+    pub retention: Sp<String>,
+    /// The StorageClass of Prometheus' volume; None: `longhorn` when Longhorn is on, else `local-path`.
+    pub storage: Option<Sp<MonitoringStorage>>,
+    /// The volume's size, e.g. `20Gi`.
+    pub size: Sp<String>,
+}
+
+/// `[security]`: k3s hardening. Every default is the hardened choice.
+#[derive(Clone, Debug)]
+pub struct Security {
+    /// The table's span, or 0..0 when absent.
+    pub span: Span,
+    pub secrets_encryption: Sp<bool>,
+    pub protect_kernel_defaults: Sp<bool>,
+    pub pod_security: Sp<PodSecurity>,
+    /// Extra names and addresses in the API server's certificate.
+    pub tls_san: Vec<Sp<String>>,
+    pub audit: Audit,
+}
+
+#[derive(Clone, Debug)]
+pub struct Audit {
+    pub enable: Sp<bool>,
+    /// The user's policy, relative to the repository root; None: n3x's default policy.
+    pub policy_file: Option<Sp<String>>,
+    pub log_path: Sp<String>,
+    pub max_age_days: Sp<u64>,
+    pub max_backups: Sp<u64>,
+    pub max_size_mb: Sp<u64>,
 }
 
 #[derive(Clone, Debug)]

@@ -26,6 +26,7 @@ pub struct Resolved {
     /// Sorted by name.
     pub hosts: Vec<ResolvedHost>,
     pub addons: ResolvedAddons,
+    pub security: ResolvedSecurity,
     pub secrets: ResolvedSecrets,
     pub access: ResolvedAccess,
     pub lab: ResolvedLab,
@@ -148,6 +149,39 @@ pub struct ResolvedAddons {
     pub kyverno: bool,
     pub multus: ResolvedMultus,
     pub longhorn: ResolvedLonghorn,
+    pub monitoring: ResolvedMonitoring,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedMonitoring {
+    pub enable: bool,
+    pub retention: String,
+    /// The StorageClass of Prometheus' volume (`longhorn` or `local-path`).
+    pub storage: MonitoringStorage,
+    pub size: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedSecurity {
+    pub secrets_encryption: bool,
+    pub protect_kernel_defaults: bool,
+    /// The sysctls every host gets so that kubelet's check passes; empty when
+    /// `protect_kernel_defaults` is off.
+    pub kernel_sysctls: BTreeMap<String, i64>,
+    pub pod_security: PodSecurity,
+    pub tls_san: Vec<String>,
+    pub audit: ResolvedAudit,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedAudit {
+    pub enable: bool,
+    /// Relative to the repository root; null: n3x's default policy.
+    pub policy_file: Option<String>,
+    pub log_path: String,
+    pub max_age_days: u64,
+    pub max_backups: u64,
+    pub max_size_mb: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -369,6 +403,43 @@ pub fn resolve(inv: &Inventory) -> Result<Resolved, Unresolved> {
                     .as_ref()
                     .map_or_else(|| "/var/lib/longhorn".into(), |l| l.data_path.value.clone()),
             },
+            monitoring: match &a.monitoring {
+                Some(m) => ResolvedMonitoring {
+                    enable: m.enable.value,
+                    retention: m.retention.value.clone(),
+                    storage: m.storage.as_ref().map_or_else(|| a.default_monitoring_storage(), |s| s.value),
+                    size: m.size.value.clone(),
+                },
+                None => ResolvedMonitoring {
+                    enable: false,
+                    retention: DEFAULT_RETENTION.into(),
+                    storage: a.default_monitoring_storage(),
+                    size: DEFAULT_MONITORING_SIZE.into(),
+                },
+            },
+        },
+        security: {
+            let s = &inv.security;
+            let au = &s.audit;
+            ResolvedSecurity {
+                secrets_encryption: s.secrets_encryption.value,
+                protect_kernel_defaults: s.protect_kernel_defaults.value,
+                kernel_sysctls: if s.protect_kernel_defaults.value {
+                    KERNEL_DEFAULTS.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+                } else {
+                    BTreeMap::new()
+                },
+                pod_security: s.pod_security.value,
+                tls_san: s.tls_san.iter().map(|t| t.value.clone()).collect(),
+                audit: ResolvedAudit {
+                    enable: au.enable.value,
+                    policy_file: au.policy_file.as_ref().map(|p| p.value.clone()),
+                    log_path: au.log_path.value.clone(),
+                    max_age_days: au.max_age_days.value,
+                    max_backups: au.max_backups.value,
+                    max_size_mb: au.max_size_mb.value,
+                },
+            }
         },
         secrets: ResolvedSecrets {
             file: inv.secrets.file.value.clone(),

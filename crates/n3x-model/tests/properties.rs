@@ -53,6 +53,11 @@ fn fragment() -> impl Strategy<Value = String> {
         Just("ssh_keys = [\"ssh-ed25519 AAAA\"]\n".to_owned()),
         Just("\n[access]\nssh_keys = [\"ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB\"]\n".to_owned()),
         Just("version = \"v1.29\"\n".to_owned()),
+        Just("tls_san = [\"a..b\", 3, \"*.x\", \"1.2.3\"]\n".to_owned()),
+        Just("\n[security.audit]\nmax_size_mb = 0\nlog_path = \"/\"\n".to_owned()),
+        Just("secrets_encryption = false\npod_security = \"privileged\"\n".to_owned()),
+        Just("storage = \"local-path\"\nsize = \"0Gi\"\nretention = \"0d\"\n".to_owned()),
+        Just("\n[addons.monitoring]\n".to_owned()),
         Just("ç€𝄞\u{0}\r\n".to_owned()),
         "[ -~]{0,12}",
     ]

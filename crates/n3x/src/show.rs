@@ -58,7 +58,17 @@ pub fn text(r: &Resolved) -> String {
         let net = a.longhorn.network.as_deref().map(|n| format!("over {n}, ")).unwrap_or_default();
         addons.push(format!("longhorn ({net}{} replicas, {})", a.longhorn.replicas, a.longhorn.data_path));
     }
+    if a.monitoring.enable {
+        let m = &a.monitoring;
+        addons.push(format!(
+            "monitoring (Prometheus on {}, {}, keep {}; etcd metrics exposed)",
+            m.storage.as_str(),
+            m.size,
+            m.retention
+        ));
+    }
     let _ = writeln!(o, "\naddons: {}", if addons.is_empty() { "none".into() } else { addons.join("; ") });
+    security(&mut o, r);
     let keys = r.access.ssh_keys.len();
     let _ = writeln!(
         o,
@@ -81,6 +91,30 @@ pub fn text(r: &Resolved) -> String {
     }
     o.push('\n');
     o
+}
+
+fn security(o: &mut String, r: &Resolved) {
+    let s = &r.security;
+    let onoff = |b: bool| if b { "on" } else { "OFF" };
+    let sans = if s.tls_san.is_empty() { "none".to_owned() } else { s.tls_san.join(", ") };
+    let _ = writeln!(
+        o,
+        "security: secrets encryption {}, pod security {}, protect-kernel-defaults {}, extra TLS SANs: {sans}",
+        onoff(s.secrets_encryption),
+        s.pod_security.as_str(),
+        onoff(s.protect_kernel_defaults),
+    );
+    let a = &s.audit;
+    if a.enable {
+        let policy = a.policy_file.as_deref().unwrap_or("n3x default policy");
+        let _ = writeln!(
+            o,
+            "  audit log {} ({policy}), rotated at {} MB, keep {} files for {} days",
+            a.log_path, a.max_size_mb, a.max_backups, a.max_age_days
+        );
+    } else {
+        let _ = writeln!(o, "  audit log OFF");
+    }
 }
 
 fn host(o: &mut String, h: &ResolvedHost) {

@@ -260,7 +260,11 @@ fn k3s_config_matches_the_facts() {
         return;
     }
     let scratch = Scratch::new("k3s");
-    for inv in inventories(&scratch) {
+    let mut invs = inventories(&scratch);
+    for case in ["ok-hardened", "audit-log-off", "secrets-encryption-off", "kernel-defaults-unprotected"] {
+        invs.push(root().join(format!("crates/n3x/tests/cases/{case}.toml")));
+    }
+    for inv in invs {
         let facts = show_json(&inv);
         let plan = lib_eval(&inv, "l.plan f");
         let k = &facts["k3s"];
@@ -279,7 +283,34 @@ fn k3s_config_matches_the_facts() {
             assert_eq!(c["node-label"], serde_json::json!(labels));
             assert_eq!(c["node-taint"], h["taints"]);
             assert_eq!(p["system"], h["arch"]);
+            let sec = &facts["security"];
+            assert_eq!(c["protect-kernel-defaults"], sec["protect_kernel_defaults"]);
+            let kubelet = c["kubelet-arg"].as_array().unwrap();
+            assert!(kubelet.contains(&serde_json::json!("streaming-connection-idle-timeout=5m")));
+            assert!(kubelet.iter().any(|a| a.as_str().unwrap().starts_with("tls-cipher-suites=TLS_ECDHE_")));
             if h["role"] == "server" {
+                assert_eq!(c["secrets-encryption"], sec["secrets_encryption"]);
+                assert_eq!(c["etcd-expose-metrics"], facts["addons"]["monitoring"]["enable"]);
+                let sans = sec["tls_san"].as_array().unwrap();
+                assert_eq!(c.get("tls-san").map_or(0, |v| v.as_array().unwrap().len()), sans.len());
+                if !sans.is_empty() {
+                    assert_eq!(c["tls-san"], sec["tls_san"]);
+                }
+                let api: Vec<&str> =
+                    c["kube-apiserver-arg"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+                assert!(api.contains(&"enable-admission-plugins=NodeRestriction,EventRateLimit"), "{api:?}");
+                assert!(api.contains(&"admission-control-config-file=/etc/rancher/k3s/admission.yaml"));
+                let au = &sec["audit"];
+                let audit = [
+                    format!("audit-log-path={}", au["log_path"].as_str().unwrap()),
+                    "audit-policy-file=/etc/rancher/k3s/audit-policy.yaml".to_owned(),
+                    format!("audit-log-maxage={}", au["max_age_days"]),
+                    format!("audit-log-maxbackup={}", au["max_backups"]),
+                    format!("audit-log-maxsize={}", au["max_size_mb"]),
+                ];
+                for a in &audit {
+                    assert_eq!(api.contains(&a.as_str()), au["enable"] == true, "{}: `{a}` in {api:?}", h["name"]);
+                }
                 let e = &k["etcd"];
                 assert_eq!(
                     c["etcd-arg"],
@@ -296,7 +327,15 @@ fn k3s_config_matches_the_facts() {
                 assert_eq!(c["cluster-dns"], k["cluster_dns"]);
                 assert_eq!(c["agent-token-file"], k["agent_token_file"]);
             } else {
-                for key in ["etcd-arg", "cluster-cidr", "disable", "agent-token-file"] {
+                for key in [
+                    "etcd-arg",
+                    "cluster-cidr",
+                    "disable",
+                    "agent-token-file",
+                    "secrets-encryption",
+                    "kube-apiserver-arg",
+                    "tls-san",
+                ] {
                     assert!(c.get(key).is_none(), "{}: server-only key `{key}` in an agent's config", h["name"]);
                 }
             }
@@ -648,4 +687,119 @@ fn every_vm_test_script_passes_the_drivers_pyflakes() {
             .trim()
             .is_empty()
     );
+}
+
+fn have_promtool() -> bool {
+    let ok = Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        n3x_testkit::skip("alert rule tests", "promtool is not installed (apt-get install prometheus)");
+    }
+    ok
+}
+
+/// Writes `{ groups = alertGroups f; }` of `inv` and the unit tests beside it in `dir`; runs
+/// `promtool check rules` (must pass) and returns `promtool test rules`' success and output.
+fn promtool_on(inv: &Path, dir: &Path, edit: impl Fn(String) -> String) -> (bool, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let rules = lib_eval(inv, "{ groups = l.alertGroups f; }");
+    // JSON is YAML: promtool reads the rule file as it is.
+    std::fs::write(dir.join("rules.json"), edit(rules.to_string())).unwrap();
+    std::fs::copy(root().join("crates/n3x/tests/data/alerts-test.yaml"), dir.join("alerts-test.yaml")).unwrap();
+    let check = Command::new("promtool").args(["check", "rules", "rules.json"]).current_dir(dir).output().unwrap();
+    let text = String::from_utf8_lossy(&check.stdout).into_owned() + &String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "promtool check rules: {text}");
+    let test = Command::new("promtool").args(["test", "rules", "alerts-test.yaml"]).current_dir(dir).output().unwrap();
+    let out = String::from_utf8_lossy(&test.stdout).into_owned() + &String::from_utf8_lossy(&test.stderr);
+    (test.status.success(), format!("{text}{out}"))
+}
+
+/// The monitoring add-on's alert rules are valid Prometheus rules, and each one fires on
+/// the series that should raise it (and not on healthy ones): promtool's unit tests in
+/// `tests/data/alerts-test.yaml`. A rule changed to never fire fails them.
+#[test]
+fn alert_rules_pass_promtool_and_fire_on_their_series() {
+    if !have_nix() || !have_promtool() {
+        return;
+    }
+    let scratch = Scratch::new("alerts");
+    let reference = root().join("n3x.toml");
+    let (ok, out) = promtool_on(&reference, &scratch.0.join("ok"), |r| r);
+    assert!(ok, "promtool test rules failed:\n{out}");
+    assert!(out.contains("SUCCESS: 7 rules found"), "{out}");
+
+    // The control: EtcdMemberDown made to look for a member that answers.
+    let (ok, out) = promtool_on(&reference, &scratch.0.join("broken"), |r| {
+        let broken = r.replace(r#"up{job=\"kube-etcd\"} == 0"#, r#"up{job=\"kube-etcd\"} == 2"#);
+        assert_ne!(broken, r, "the control edit must change the rules");
+        broken
+    });
+    assert!(!ok, "a rule that cannot fire still passed:\n{out}");
+    assert!(out.contains("EtcdMemberDown"), "{out}");
+
+    // Without Longhorn there is no Longhorn group (its metrics would never exist).
+    let groups = lib_eval(&root().join("crates/n3x/tests/cases/ok-minimal.toml"), "l.alertGroups f");
+    let names: Vec<&str> = groups.as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["n3x.etcd", "n3x.nodes"]);
+}
+
+/// The monitoring chart and the API server's admission configuration follow the facts:
+/// etcd scraped on every server's node IP, Prometheus' volume where the inventory says,
+/// Longhorn scraped only when it runs, and the Pod Security level with exactly the
+/// namespaces of k3s and the enabled add-ons exempt.
+#[test]
+fn monitoring_and_admission_follow_the_facts() {
+    if !have_nix() {
+        return;
+    }
+    let scratch = Scratch::new("monitoring");
+    let mut invs = inventories(&scratch);
+    invs.push(root().join("crates/n3x/tests/cases/ok-hardened.toml"));
+    invs.push(root().join("crates/n3x/tests/cases/monitoring-data-on-one-node.toml"));
+    for inv in invs {
+        let facts = show_json(&inv);
+        let v = lib_eval(
+            &inv,
+            "{ chart = (l.manifests f { }).monitoring; admission = l.admissionConfig f; policy = l.defaultAuditPolicy; }",
+        );
+        let values: Value = serde_json::from_str(v["chart"]["spec"]["valuesContent"].as_str().unwrap()).unwrap();
+        let servers: Vec<&Value> = facts["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["role"] == "server")
+            .map(|h| &h["node_ip"])
+            .collect();
+        assert_eq!(values["kubeEtcd"]["endpoints"].as_array().unwrap().iter().collect::<Vec<_>>(), servers);
+        assert_eq!(values["kubeEtcd"]["service"]["port"], 2381);
+        let m = &facts["addons"]["monitoring"];
+        let spec = &values["prometheus"]["prometheusSpec"];
+        assert_eq!(spec["retention"], m["retention"]);
+        let pvc = &spec["storageSpec"]["volumeClaimTemplate"]["spec"];
+        assert_eq!(pvc["storageClassName"], m["storage"]);
+        assert_eq!(pvc["resources"]["requests"]["storage"], m["size"]);
+        let longhorn = facts["addons"]["longhorn"]["enable"] == true;
+        assert_eq!(values["prometheus"]["additionalServiceMonitors"].as_array().unwrap().is_empty(), !longhorn);
+        assert_eq!(values["grafana"]["enabled"], false, "Grafana ships a default admin password");
+
+        let plugins = v["admission"]["plugins"].as_array().unwrap();
+        let pss = &plugins.iter().find(|p| p["name"] == "PodSecurity").unwrap()["configuration"];
+        assert_eq!(pss["defaults"]["enforce"], facts["security"]["pod_security"]);
+        let mut want = vec!["kube-system"];
+        for (on, ns) in [
+            (facts["addons"]["kyverno"] == true, "kyverno"),
+            (longhorn, "longhorn-system"),
+            (m["enable"] == true, "monitoring"),
+        ] {
+            if on {
+                want.push(ns);
+            }
+        }
+        assert_eq!(pss["exemptions"]["namespaces"], serde_json::json!(want), "{}", inv.display());
+        assert!(plugins.iter().any(|p| p["name"] == "EventRateLimit"));
+
+        // The default audit policy never logs a request or response body.
+        for r in v["policy"]["rules"].as_array().unwrap() {
+            assert!(matches!(r["level"].as_str(), Some("None" | "Metadata")), "{r}");
+        }
+    }
 }
