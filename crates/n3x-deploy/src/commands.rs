@@ -128,9 +128,10 @@ pub fn read_token(t: Duration) -> Command {
     cmd(["cat", TOKEN_FILE], t)
 }
 
-/// Every k3s server certificate, concatenated (their expiry is read here, not there).
+/// Every k3s server certificate, concatenated (their expiry is read here, not there):
+/// those of the API server and kubelet in `tls/`, and etcd's in `tls/etcd/`.
 pub fn read_certs(t: Duration) -> Command {
-    cmd(["sh", "-c", &format!("cat {TLS_DIR}/*.crt")], t)
+    cmd(["find", TLS_DIR, "-maxdepth", "2", "-name", "*.crt", "-exec", "cat", "{}", "+"], t)
 }
 
 /// Writes standard input to `name` in [`RESTORE_DIR`], readable by root only.

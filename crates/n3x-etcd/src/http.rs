@@ -1,10 +1,15 @@
-//! A minimal HTTP/1.1 client for etcd's JSON gateway: one request per connection,
-//! bounded by a timeout. Small on purpose: the lab calls it from threads that sit in a
-//! network namespace, where an async runtime's shared workers must not go.
+//! A minimal HTTP/1.1 client for etcd's JSON gateway, plain or over mutual TLS: one
+//! request per connection, or a kept-alive [`Conn`], bounded by a timeout. Small on
+//! purpose: the lab calls it from threads that sit in a network namespace, where an async
+//! runtime's shared workers must not go.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 #[derive(Debug)]
 pub struct Response {
@@ -14,44 +19,157 @@ pub struct Response {
     pub close: bool,
 }
 
-/// POSTs `body` (JSON) to `http://addr/path`. Every step (connect, write, read) is bounded
-/// by `timeout`, so a partitioned or dead server costs at most that long.
-pub fn post_json(addr: SocketAddr, path: &str, body: &str, timeout: Duration) -> std::io::Result<Response> {
+/// How to reach a member: plain HTTP, or TLS with a client certificate (what etcd started
+/// with `--client-cert-auth` and `--trusted-ca-file` demands, as k3s's embedded etcd does).
+#[derive(Clone)]
+pub enum Transport {
+    Plain,
+    Tls(Arc<rustls::ClientConfig>),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Plain => "Transport::Plain",
+            Transport::Tls(_) => "Transport::Tls",
+        })
+    }
+}
+
+impl Transport {
+    /// Mutual TLS: servers are trusted when their certificate chains to a CA in `ca_pem`
+    /// and names the address dialled; the client presents `cert_pem` with `key_pem`.
+    pub fn mutual_tls(ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Result<Transport, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(ca_pem) {
+            roots.add(c.map_err(|e| format!("CA certificate: {e}"))?).map_err(|e| format!("CA certificate: {e}"))?;
+        }
+        if roots.is_empty() {
+            return Err("no CA certificate in the CA file".into());
+        }
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("client certificate: {e}"))?;
+        if certs.is_empty() {
+            return Err("no certificate in the client certificate file".into());
+        }
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("client key: {e}"))?;
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| format!("client certificate and key: {e}"))?;
+        Ok(Transport::Tls(Arc::new(config)))
+    }
+
+    /// [`Transport::mutual_tls`] from PEM files (etcdctl's `--cacert`, `--cert`, `--key`).
+    pub fn from_files(
+        ca: &std::path::Path,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Result<Transport, String> {
+        let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+        Transport::mutual_tls(&read(ca)?, &read(cert)?, &read(key)?)
+    }
+
+    /// `http` or `https`: the scheme of a URL this transport dials.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Transport::Plain => "http",
+            Transport::Tls(_) => "https",
+        }
+    }
+
+    fn connect(&self, addr: SocketAddr, timeout: Duration) -> std::io::Result<Stream> {
+        let s = TcpStream::connect_timeout(&addr, timeout)?;
+        s.set_read_timeout(Some(timeout))?;
+        s.set_write_timeout(Some(timeout))?;
+        s.set_nodelay(true)?;
+        match self {
+            Transport::Plain => Ok(Stream::Plain(s)),
+            Transport::Tls(config) => {
+                let name = ServerName::IpAddress(addr.ip().into());
+                let conn = rustls::ClientConnection::new(config.clone(), name)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(conn, s))))
+            }
+        }
+    }
+}
+
+/// A connection: the handshake of a TLS one happens on its first write.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// POSTs `body` (JSON) to `path` at `addr`. Every step (connect, handshake, write, read) is
+/// bounded by `timeout`, so a partitioned or dead server costs at most that long.
+pub fn post_json(
+    t: &Transport,
+    addr: SocketAddr,
+    path: &str,
+    body: &str,
+    timeout: Duration,
+) -> std::io::Result<Response> {
     let req = format!(
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    request(addr, &req, timeout)
+    request(t, addr, &req, timeout)
 }
 
-/// GETs `http://addr/path`, bounded by `timeout` like `post_json`.
-pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<Response> {
-    request(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"), timeout)
+/// GETs `path` at `addr`, bounded by `timeout` like `post_json`.
+pub fn get(t: &Transport, addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<Response> {
+    request(t, addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"), timeout)
 }
 
-fn request(addr: SocketAddr, req: &str, timeout: Duration) -> std::io::Result<Response> {
-    let mut s = connect(addr, timeout)?;
+fn request(t: &Transport, addr: SocketAddr, req: &str, timeout: Duration) -> std::io::Result<Response> {
+    let mut s = t.connect(addr, timeout)?;
     exchange(&mut s, req)
 }
 
-fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
-    let s = TcpStream::connect_timeout(&addr, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    s.set_nodelay(true)?;
-    Ok(s)
-}
-
 /// Writes one request and reads one response on `s`.
-fn exchange(s: &mut TcpStream, req: &str) -> std::io::Result<Response> {
+fn exchange(s: &mut Stream, req: &str) -> std::io::Result<Response> {
     s.write_all(req.as_bytes())?;
+    s.flush()?;
     // Read until the response is complete by its own framing (Content-Length, or the last
     // chunk), not until the peer closes: some servers (etcd's peer port among them) keep
     // the connection open despite `Connection: close`.
     let mut raw = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        let n = s.read(&mut buf)?;
+        let n = match s.read(&mut buf) {
+            Ok(n) => n,
+            // A TLS peer that closes without close_notify after a complete answer.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && is_complete(&raw) => 0,
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             break;
         }
@@ -76,13 +194,14 @@ fn stale(e: &std::io::Error) -> bool {
 /// writing every 100 ms): no handshake per request, and no socket left in TIME_WAIT per
 /// request. Any error drops the connection; the next request opens a new one.
 pub struct Conn {
+    transport: Transport,
     addr: SocketAddr,
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
 }
 
 impl Conn {
-    pub fn new(addr: SocketAddr) -> Conn {
-        Conn { addr, stream: None }
+    pub fn new(transport: Transport, addr: SocketAddr) -> Conn {
+        Conn { transport, addr, stream: None }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -108,7 +227,7 @@ impl Conn {
     fn send(&mut self, req: &str, timeout: Duration) -> std::io::Result<Response> {
         let mut s = match self.stream.take() {
             Some(s) => s,
-            None => connect(self.addr, timeout)?,
+            None => self.transport.connect(self.addr, timeout)?,
         };
         let r = exchange(&mut s, req)?;
         if !r.close {
@@ -207,7 +326,7 @@ mod tests {
             }
             conns
         });
-        let mut conn = Conn::new(addr);
+        let mut conn = Conn::new(Transport::Plain, addr);
         for _ in 0..3 {
             let r = conn.post_json("/v3/kv/put", "{}", Duration::from_secs(5)).unwrap();
             assert_eq!((r.status, r.body.as_str()), (200, "{}"));

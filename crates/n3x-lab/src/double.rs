@@ -11,7 +11,7 @@
 //! | `systemctl start/stop k3s` | k3s's unit | the supervisor starts or stops the server's etcd member (a wiped one joins as new) |
 //! | `k3s kubectl get nodes`, `k3s --version`, `k3s etcd-snapshot save` | k3s | the lab's status; the host's etcd member (a real snapshot, named `NAME-<node>-<time>` as k3s names it) |
 //! | `k3s server --cluster-reset --cluster-reset-restore-path=F --token-file=T` | k3s's restore | checks the token is the lab's; the supervisor restores the member's data from `F` with `etcdctl snapshot restore` |
-//! | `curl ... https://127.0.0.1:2379/...` | k3s's etcd client (TLS) | the member's plain HTTP on the host's loopback |
+//! | `curl --cacert C --cert X --key K ... https://127.0.0.1:2379/...` | curl | the host's member over mutual TLS with the certificate given (refused without one) |
 //! | `nixos-anywhere` (operator side) | the installer | records argv and extra files; the supervisor installs the host |
 //!
 //! Except `nixos-anywhere`, they run inside a lab host's root (see `hostroot`), where the
@@ -322,7 +322,10 @@ fn k3s(args: &[String]) -> Res {
             let dir = Path::new(n3x_deploy::commands::SNAPSHOT_DIR);
             std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], n3x_etcd::CLIENT_PORT));
-            let r = crate::http::post_json(addr, n3x_etcd::SNAPSHOT, "{}", Duration::from_secs(120))
+            // k3s's own etcd client: the server's certificate, as k3s keeps it on the host.
+            let files = crate::tls::MemberFiles::in_dir(&Path::new("/").join(crate::tls::ETCD_TLS));
+            let t = files.server.transport().map_err(|e| fail(e.to_string()))?;
+            let r = crate::http::post_json(&t, addr, n3x_etcd::SNAPSHOT, "{}", Duration::from_secs(120))
                 .map_err(|e| fail(format!("etcd: {e}")))?;
             if r.status != 200 {
                 return Err(fail(format!("etcd answered {}", r.status)));
@@ -367,7 +370,8 @@ fn k3s(args: &[String]) -> Res {
     }
 }
 
-/// k3s's etcd client call, over the member's plain HTTP on the host's loopback.
+/// curl to the host's member on its loopback, over mutual TLS with the certificate, key
+/// and CA the command line names, as curl would (a call without them is refused by etcd).
 fn curl(args: &[String]) -> Res {
     let url = args
         .iter()
@@ -387,8 +391,16 @@ fn curl(args: &[String]) -> Res {
         Some(v) => body = v,
         None => {}
     }
+    // curl's own TLS options: the member demands a client certificate from its CA.
+    let t = match (opt(args, "--cacert"), opt(args, "--cert"), opt(args, "--key")) {
+        (Some(ca), Some(cert), Some(key)) => {
+            crate::http::Transport::from_files(Path::new(&ca), Path::new(&cert), Path::new(&key))
+                .map_err(|e| (58, format!("curl: (58) unable to set client certificate: {e}")))?
+        }
+        _ => crate::http::Transport::Plain,
+    };
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], n3x_etcd::CLIENT_PORT));
-    match crate::http::post_json(addr, &path, &body, Duration::from_secs(secs)) {
+    match crate::http::post_json(&t, addr, &path, &body, Duration::from_secs(secs)) {
         Ok(r) => {
             print!("{}", r.body);
             Ok(0)

@@ -100,6 +100,8 @@ pub enum LabError {
     Mismatch { cluster: String, detail: String },
     #[error("`{host}` is not installed yet")]
     NotInstalled { host: String },
+    #[error("the lab's etcd certificates: {what}: {message}")]
+    Tls { what: String, message: String },
 }
 
 fn others_suffix(others: &[String]) -> String {
@@ -197,6 +199,9 @@ impl LabError {
                 "a lab deploy changes settings of the hosts the lab runs; bring a lab of this inventory up first".into()
             }
             LabError::NotInstalled { host } => format!("install it first: `n3x install --lab {host}`"),
+            LabError::Tls { .. } => {
+                "`n3x lab down`, then `n3x lab up`: a new lab makes a new CA and certificates".into()
+            }
         }
     }
 

@@ -33,6 +33,7 @@ pub mod state;
 pub mod supervisor;
 pub mod system;
 pub mod target;
+pub mod tls;
 
 pub use error::{ErrorKind, LabError};
 pub use plan::{FabricKind, LabPlan};

@@ -112,11 +112,11 @@ impl HostPlan {
     }
 
     pub fn etcd_client_url(&self) -> String {
-        format!("http://{}:2379", self.cluster_ip)
+        format!("https://{}:2379", self.cluster_ip)
     }
 
     pub fn etcd_peer_url(&self) -> String {
-        format!("http://{}:2380", self.cluster_ip)
+        format!("https://{}:2380", self.cluster_ip)
     }
 }
 
@@ -181,7 +181,7 @@ impl LabPlan {
         Ok(())
     }
 
-    /// `name1=http://ip1:2380,...` for etcd's `--initial-cluster`.
+    /// `name1=https://ip1:2380,...` for etcd's `--initial-cluster`.
     pub fn initial_cluster(&self) -> String {
         self.servers
             .iter()
@@ -316,7 +316,7 @@ mod tests {
         assert_eq!(j1.profile.delay_ms, Some(50.0));
         assert_eq!(j1.ifaces.iter().map(|i| i.ifname.as_str()).collect::<Vec<_>>(), ["cluster", "storage"]);
         assert_eq!(p.initial_cluster().split(',').count(), 3);
-        assert!(p.initial_cluster().starts_with("n100-1=http://192.168.200.11:2380"));
+        assert!(p.initial_cluster().starts_with("n100-1=https://192.168.200.11:2380"));
         assert!(p.needs().delay && p.needs().loss && p.needs().rate);
         // Every port name is unique in the fabric namespace and fits Linux's 15 characters.
         let mut ports: Vec<&str> = p.hosts.iter().flat_map(|h| h.ifaces.iter().map(|i| i.port.as_str())).collect();

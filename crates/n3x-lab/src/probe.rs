@@ -87,7 +87,7 @@ impl Probes {
 /// The loop of the `ordinal`-th agent, on a thread inside the agent's namespace. It starts
 /// on server `ordinal % servers` and moves to the next server whenever a write fails, like
 /// a client-side load balancer. It keeps one connection to its current server.
-pub fn run(plan: Arc<LabPlan>, ordinal: usize, probes: Arc<Probes>, timeout: Duration) {
+pub fn run(plan: Arc<LabPlan>, etcd: crate::etcd::Transport, ordinal: usize, probes: Arc<Probes>, timeout: Duration) {
     let Some(&agent) = plan.agents.get(ordinal) else { return };
     let name = plan.hosts[agent].name.clone();
     let servers = plan.servers.clone();
@@ -95,7 +95,8 @@ pub fn run(plan: Arc<LabPlan>, ordinal: usize, probes: Arc<Probes>, timeout: Dur
         return;
     }
     let mut cur = ordinal % servers.len();
-    let connect = |s: usize| crate::http::Conn::new(crate::etcd::client_addr(plan.hosts[servers[s]].cluster_ip));
+    let connect =
+        |s: usize| crate::http::Conn::new(etcd.clone(), crate::etcd::client_addr(plan.hosts[servers[s]].cluster_ip));
     let mut conn = connect(cur);
     let mut seq = 0u64;
     // A value that differs between runs, so a stale key from an earlier lab never matches.

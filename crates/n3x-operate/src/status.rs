@@ -1,7 +1,7 @@
 //! `n3x status`: what every host runs and how the cluster is, asked over SSH with the
 //! deployer's questions ([`n3x_deploy::observe::Ask`]), judged here.
 //!
-//! A fact is known, not applicable (the lab has no k3s certificates), or unknown (the
+//! A fact is known, not applicable (the lab has no NixOS generations), or unknown (the
 //! question failed, with why): never guessed. The verdict is healthy, degraded (with every
 //! problem named) or unreachable (no server answered over SSH, so nothing can be judged).
 
@@ -151,7 +151,8 @@ pub struct Report {
 
 /// What status knows besides the hosts' answers.
 pub struct Context<'a> {
-    /// The target is a lab (its NixOS and k3s are test doubles; it has no k3s certificates).
+    /// The target is a lab (its NixOS and k3s are test doubles; its etcd certificates are
+    /// the lab CA's, where k3s keeps them).
     pub lab: bool,
     /// The last deploy's journal, if any.
     pub journal: Option<&'a Record>,
@@ -383,7 +384,6 @@ pub fn collect(ask: Ask<'_>, spec: &ClusterSpec, ctx: &Context<'_>) -> Report {
             }
             Err(e) => Fact::unknown(e),
         },
-        Err(_) if ctx.lab => Fact::na("the lab's etcd and k3s doubles run without TLS certificates"),
         Err(e) => Fact::unknown(e.to_string()),
     };
     let newest_snapshot = match &ctx.newest_backup {
@@ -598,7 +598,7 @@ mod tests {
     fn cluster() -> Fake {
         let f = healthy();
         f.on(|_, argv| (argv[0] == "readlink").then(|| fake::ok(&format!("{GEN}\n"))));
-        f.on(|_, argv| (argv[0] == "sh" && argv[2].contains("tls/*.crt")).then(|| fake::ok(CERTS)));
+        f.on(|_, argv| (argv[0] == "find" && argv[1].ends_with("/tls")).then(|| fake::ok(CERTS)));
         f
     }
 
@@ -616,7 +616,7 @@ mod tests {
         let f = cluster();
         // Certificates 30+ days away: only the CA is there.
         f.on(|_, argv| {
-            (argv[0] == "sh").then(|| fake::ok(&CERTS[..CERTS.find("-----END CERTIFICATE-----").unwrap() + 25]))
+            (argv[0] == "find").then(|| fake::ok(&CERTS[..CERTS.find("-----END CERTIFICATE-----").unwrap() + 25]))
         });
         let r = run(&f, &ctx());
         assert_eq!(r.verdict, Verdict::Healthy, "{:?}", r.problems);
@@ -678,17 +678,18 @@ mod tests {
         assert_eq!(f.calls().len(), 5);
     }
 
+    /// The lab's servers have certificates where k3s keeps them (its etcd runs mutual
+    /// TLS): a lab whose certificates cannot be read is unknown, as a real cluster is.
     #[test]
-    fn the_lab_has_no_certificates_and_says_not_applicable() {
+    fn unreadable_certificates_are_unknown_in_the_lab_too() {
         let f = cluster();
         f.on(|_, argv| {
-            (argv[0] == "sh").then(|| fake::exit(1, "cat: '/var/lib/rancher/k3s/server/tls/*.crt': No such file"))
+            (argv[0] == "find")
+                .then(|| fake::exit(1, "find: '/var/lib/rancher/k3s/server/tls': No such file or directory"))
         });
         let mut c = ctx();
         c.lab = true;
-        let r = run(&f, &c);
-        assert!(matches!(r.certificates, Fact::NotApplicable { .. }));
-        assert_eq!(r.verdict, Verdict::Healthy, "{:?}", r.problems);
+        assert!(matches!(run(&f, &c).certificates, Fact::Unknown { .. }));
         c.lab = false;
         assert!(matches!(run(&f, &c).certificates, Fact::Unknown { .. }));
     }

@@ -162,10 +162,16 @@ pub fn restore_and_read(path: &Path, snapshot: &[u8], tools: &Tools) -> Result<R
     let addr = SocketAddr::from(([127, 0, 0, 1], client));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let up = n3x_etcd::http::post_json(addr, n3x_etcd::STATUS, "{}", Duration::from_secs(1))
-            .ok()
-            .and_then(|r| n3x_etcd::parse_status(&r.body).ok())
-            .is_some_and(|st| st.leader != 0);
+        let up = n3x_etcd::http::post_json(
+            &n3x_etcd::http::Transport::Plain,
+            addr,
+            n3x_etcd::STATUS,
+            "{}",
+            Duration::from_secs(1),
+        )
+        .ok()
+        .and_then(|r| n3x_etcd::parse_status(&r.body).ok())
+        .is_some_and(|st| st.leader != 0);
         if up {
             break;
         }
@@ -200,6 +206,7 @@ pub fn read_every_key(addr: SocketAddr) -> Result<(u64, u64, u64), OperateError>
     let (mut from, mut revision, mut keys, mut bytes) = (vec![0u8], 0u64, 0u64, 0u64);
     loop {
         let r = n3x_etcd::http::post_json(
+            &n3x_etcd::http::Transport::Plain,
             addr,
             n3x_etcd::RANGE,
             &n3x_etcd::range_from_body(&from, PAGE, revision),

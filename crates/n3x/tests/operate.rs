@@ -60,10 +60,16 @@ fn etcd(data: &Path) -> Etcd {
         .unwrap();
     let addr = SocketAddr::from(([127, 0, 0, 1], client));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while n3x_etcd::http::post_json(addr, n3x_etcd::STATUS, "{}", Duration::from_secs(1))
-        .ok()
-        .and_then(|r| n3x_etcd::parse_status(&r.body).ok())
-        .is_none_or(|s| s.leader == 0)
+    while n3x_etcd::http::post_json(
+        &n3x_etcd::http::Transport::Plain,
+        addr,
+        n3x_etcd::STATUS,
+        "{}",
+        Duration::from_secs(1),
+    )
+    .ok()
+    .and_then(|r| n3x_etcd::parse_status(&r.body).ok())
+    .is_none_or(|s| s.leader == 0)
     {
         assert!(Instant::now() < deadline, "etcd did not start");
         std::thread::sleep(Duration::from_millis(20));
@@ -85,10 +91,24 @@ fn real_backup(dir: &Path, cluster: &str, keys: u64) -> Made {
     let mut revision = 0;
     for i in 0..keys {
         let body = n3x_etcd::put_body(&format!("/registry/test/{i:05}"), &format!("value-{i}"));
-        let r = n3x_etcd::http::post_json(e.1, n3x_etcd::PUT, &body, Duration::from_secs(5)).unwrap();
+        let r = n3x_etcd::http::post_json(
+            &n3x_etcd::http::Transport::Plain,
+            e.1,
+            n3x_etcd::PUT,
+            &body,
+            Duration::from_secs(5),
+        )
+        .unwrap();
         revision = n3x_etcd::parse_put(&r.body).unwrap();
     }
-    let r = n3x_etcd::http::post_json(e.1, n3x_etcd::SNAPSHOT, "{}", Duration::from_secs(30)).unwrap();
+    let r = n3x_etcd::http::post_json(
+        &n3x_etcd::http::Transport::Plain,
+        e.1,
+        n3x_etcd::SNAPSHOT,
+        "{}",
+        Duration::from_secs(30),
+    )
+    .unwrap();
     let snapshot = n3x_etcd::parse_snapshot_stream(&r.body).unwrap();
     drop(e);
     let (secret, public) = n3x_secrets::keys::generate_age_identity("test");

@@ -295,12 +295,13 @@ impl Supervisor {
         // seconds ("unhealthy cluster"); k3s retries its join, and so does this.
         let deadline = Instant::now() + Duration::from_secs(30);
         let members = loop {
-            let peer = peer.clone();
+            let (peer, tr) = (peer.clone(), self.etcd.clone());
             let r = system::in_netns(&v.ns, move || {
                 let t = Duration::from_secs(5);
-                etcd::call(ip, n3x_etcd::MEMBER_ADD, &n3x_etcd::member_add_body(std::slice::from_ref(&peer)), t)
-                    .and_then(|b| Ok(n3x_etcd::parse_added(&b)?))?;
-                Ok::<_, etcd::EtcdError>(n3x_etcd::parse_members(&etcd::call(ip, n3x_etcd::MEMBER_LIST, "{}", t)?)?)
+                let add = n3x_etcd::member_add_body(std::slice::from_ref(&peer));
+                etcd::call(&tr, ip, n3x_etcd::MEMBER_ADD, &add, t).and_then(|b| Ok(n3x_etcd::parse_added(&b)?))?;
+                let list = etcd::call(&tr, ip, n3x_etcd::MEMBER_LIST, "{}", t)?;
+                Ok::<_, etcd::EtcdError>(n3x_etcd::parse_members(&list)?)
             })?;
             match r {
                 Ok(m) => break m,

@@ -183,6 +183,9 @@ pub struct Supervisor {
     /// One activation or install at a time per host.
     host_locks: Vec<Mutex<()>>,
     spawner: Spawner,
+    /// How the supervisor, the probes and the scenarios reach members: mutual TLS with the
+    /// lab's client certificate.
+    etcd: etcd::Transport,
 }
 
 type SpawnReply = std::sync::mpsc::Sender<Result<Box<dyn Process>, LabError>>;
@@ -284,6 +287,7 @@ fn build(
     };
 
     let probes = Probes::new(epoch, Duration::from_millis(opts.probe_interval_ms), plan.agents.len());
+    let etcd_transport = crate::tls::lab_client(dir)?.transport()?;
     let profiles: Vec<HostProfile> = plan.hosts.iter().map(|h| (h.index, h.profile, h.profile_name.clone())).collect();
     let sys_for_spawner = sys.clone();
     let sup = Supervisor {
@@ -302,6 +306,7 @@ fn build(
         runtime: Mutex::new(BTreeMap::new()),
         host_locks: plan.hosts.iter().map(|_| Mutex::new(())).collect(),
         spawner: Spawner::new(sys_for_spawner),
+        etcd: etcd_transport,
     };
     events.step("applying link profiles");
     sup.set_profiles(profiles)?;
@@ -438,15 +443,28 @@ impl Supervisor {
         }
     }
 
+    /// Where `host`'s member keeps its certificates: where k3s keeps them in a lab with
+    /// SSH (so `n3x status` reads their expiry over SSH, and k3s's clients on the host
+    /// present them), else beside its data.
+    pub(super) fn tls_dir(&self, host: usize) -> PathBuf {
+        let h = &self.plan.hosts[host];
+        if self.opts.ssh {
+            crate::generation::host_root(&self.dir, &h.name).join(crate::tls::ETCD_TLS)
+        } else {
+            self.dir.join("tls").join(&h.name)
+        }
+    }
+
     fn start_member(&self, host: usize, existing: bool, initial_cluster: Option<String>) -> Result<(), LabError> {
         let h = &self.plan.hosts[host];
         let data = self.data_dir(host);
         std::fs::create_dir_all(&data).map_err(|e| LabError::io(format!("create {}", data.display()), e))?;
+        let tls = crate::tls::ensure_member(&self.dir, &self.tls_dir(host), &h.name, h.cluster_ip)?;
         let log = self.dir.join("logs").join(format!("{}.log", h.name));
         let timings =
             lock(&self.runtime).get(&host).and_then(|r| r.settings.as_ref()).map_or(self.plan.etcd, |s| s.etcd);
         let cluster = initial_cluster.unwrap_or_else(|| self.plan.initial_cluster());
-        let args = etcd::args_with_cluster(&self.plan, h, &data, existing, timings, &cluster);
+        let args = etcd::args_with_cluster(&self.plan, h, &data, &tls, existing, timings, &cluster);
         let process = self.spawner.spawn(&h.ns, &self.opts.etcd, &args, &log)?;
         if let Some(rec) = ProcessRecord::of(process.pid(), format!("etcd {}", h.name)) {
             lock(&self.store).record_process(rec)?;
@@ -483,7 +501,8 @@ impl Supervisor {
                 })
                 .unwrap_or((false, None));
             let ip = self.plan.hosts[s].cluster_ip;
-            let h = system::netns_thread(&self.plan.hosts[s].ns, move || etcd::status(ip, timeout));
+            let t = self.etcd.clone();
+            let h = system::netns_thread(&self.plan.hosts[s].ns, move || etcd::status(&t, ip, timeout));
             handles.push((s, running, pid, h));
         }
         handles
@@ -515,10 +534,11 @@ impl Supervisor {
     fn wait_peer_serving(&self, host: usize, timeout: Duration) -> Result<(), LabError> {
         let h = &self.plan.hosts[host];
         let ip = h.cluster_ip;
+        let t = self.etcd.clone();
         // A member that never serves is not fatal here: `wait_quorum` decides and explains.
         system::in_netns(&h.ns, move || {
             let deadline = Instant::now() + timeout;
-            while Instant::now() < deadline && !etcd::peer_serving(ip, Duration::from_millis(200)) {
+            while Instant::now() < deadline && !etcd::peer_serving(&t, ip, Duration::from_millis(200)) {
                 std::thread::sleep(Duration::from_millis(5));
             }
         })
@@ -557,8 +577,8 @@ impl Supervisor {
     fn start_probes(&self) -> Result<(), LabError> {
         let timeout = Duration::from_millis(probe_timeout_ms(&self.plan));
         for (ordinal, &a) in self.plan.agents.iter().enumerate() {
-            let (plan, probes) = (self.plan.clone(), self.probes.clone());
-            system::netns_thread(&self.plan.hosts[a].ns, move || probe::run(plan, ordinal, probes, timeout))?;
+            let (plan, probes, t) = (self.plan.clone(), self.probes.clone(), self.etcd.clone());
+            system::netns_thread(&self.plan.hosts[a].ns, move || probe::run(plan, t, ordinal, probes, timeout))?;
         }
         Ok(())
     }
@@ -623,10 +643,11 @@ impl Supervisor {
         let agents: Vec<String> = self.plan.agents.iter().map(|&a| self.plan.hosts[a].name.clone()).collect();
         let ip = self.plan.hosts[via].cluster_ip;
         let via_name = self.plan.hosts[via].name.clone();
+        let t = self.etcd.clone();
         let stored = system::in_netns(&self.plan.hosts[via].ns, move || {
             let mut all = BTreeMap::new();
             for a in agents {
-                for (k, v) in etcd::range_prefix(ip, &probe::prefix(&a), Duration::from_secs(10))? {
+                for (k, v) in etcd::range_prefix(&t, ip, &probe::prefix(&a), Duration::from_secs(10))? {
                     all.insert(k, v);
                 }
             }
@@ -875,6 +896,7 @@ mod tests {
             runtime: Mutex::new(BTreeMap::new()),
             host_locks: plan.hosts.iter().map(|_| Mutex::new(())).collect(),
             spawner: Spawner::new(Arc::new(sys.clone())),
+            etcd: etcd::Transport::Plain,
         };
         (dir, sup)
     }
