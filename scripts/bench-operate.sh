@@ -55,7 +55,10 @@ for i in $(seq 1 "$runs"); do
 done
 
 echo "bench-operate: filling n100-1's member with $keys keys" >&2
-"$n3x" lab exec --cluster "$cluster" n100-1 -- python3 scripts/etcd-fill.py http://127.0.0.1:2379 "$keys" 100 /bench/ >/dev/null
+# The lab's etcd runs mutual TLS: the lab's own client certificate.
+tlsdir=/run/n3x/$cluster/tls
+tls=(--cacert "$tlsdir/ca.crt" --cert "$tlsdir/client.crt" --key "$tlsdir/client.key")
+"$n3x" lab exec --cluster "$cluster" n100-1 -- python3 scripts/etcd-fill.py "${tls[@]}" https://127.0.0.1:2379 "$keys" 100 /bench/ >/dev/null
 
 snapdir=$out/backups
 # The lab's probes write on; the member the snapshot comes from is the leader.
@@ -65,7 +68,7 @@ for i in $(seq 1 "$runs"); do
   rm -rf "$snapdir"
   a=$(ms "$n3x" backup snapshot --lab -f "$out/inv.toml" --dir "$snapdir")
   leader=$("$n3x" lab status --cluster "$cluster" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader"])')
-  b=$(ms ip netns exec "n3x-$cluster-$leader" env ETCDCTL_API=3 etcdctl --endpoints 127.0.0.1:2379 snapshot save "/dev/shm/n3x-bench-$i.db")
+  b=$(ms ip netns exec "n3x-$cluster-$leader" env ETCDCTL_API=3 etcdctl "${tls[@]}" --endpoints https://127.0.0.1:2379 snapshot save "/dev/shm/n3x-bench-$i.db")
   file=$(ls "$snapdir"/*.snap.age)
   c=$(ms "$n3x" backup verify --lab --cluster "$cluster" "$file")
   rm -rf "/dev/shm/n3x-bench-restore"

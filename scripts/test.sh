@@ -33,6 +33,10 @@ if [[ $(id -u) -eq 0 ]]; then
   # cluster-reset procedure), on both clusters.
   timeout 600 ./target/release/n3x lab run --scenario disaster-recovery --report "$report/recovery-reference"
   timeout 600 ./target/release/n3x lab run -f examples/five-servers.toml --scenario disaster-recovery --report "$report/recovery-five-servers"
+  # The runbooks' scenarios that no run above covers, on both clusters.
+  runbooks=(--scenario cert-rotation --scenario agent-replace)
+  timeout 900 ./target/release/n3x lab run "${runbooks[@]}" --report "$report/runbooks-reference"
+  timeout 900 ./target/release/n3x lab run -f examples/five-servers.toml "${runbooks[@]}" --report "$report/runbooks-five-servers"
   # Every report.html of this run, in headless Chromium from disk: no console error, no
   # network request, figures drawn, a screenshot that is not blank.
   echo "== report.html in headless Chromium"

@@ -95,6 +95,17 @@ pub fn nodes(t: Duration) -> Command {
     cmd(["k3s", "kubectl", "get", "nodes", "-o", "json"], t)
 }
 
+/// k3s's certificate rotation (run with k3s stopped): new certificates from the
+/// cluster's CAs for every service, etcd's included; k3s loads them when it starts.
+pub fn certificate_rotate(t: Duration) -> Command {
+    cmd(["k3s", "certificate", "rotate"], t)
+}
+
+/// Whether k3s encrypts Secrets at rest (`Encryption Status: Enabled`), run on a server.
+pub fn secrets_encryption(t: Duration) -> Command {
+    cmd(["k3s", "secrets-encrypt", "status"], t)
+}
+
 pub fn k3s_version(t: Duration) -> Command {
     cmd(["k3s", "--version"], t)
 }
@@ -258,6 +269,8 @@ mod tests {
             read_base64("/var/lib/rancher/k3s/server/db/snapshots/n3x-1-n100-1-1795791447", t),
             read_token(t),
             read_certs(t),
+            secrets_encryption(t),
+            certificate_rotate(t),
             upload("snapshot.db", t),
             restore_cleanup(t),
             k3s_stop(t),

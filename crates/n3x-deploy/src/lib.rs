@@ -56,6 +56,8 @@ pub struct ClusterSpec {
     pub name: String,
     pub hosts: Vec<HostSpec>,
     pub k3s_version: String,
+    /// What `[security] secrets_encryption` asks for.
+    pub secrets_encryption: bool,
 }
 
 impl ClusterSpec {
@@ -63,6 +65,7 @@ impl ClusterSpec {
         ClusterSpec {
             name: r.cluster.name.clone(),
             k3s_version: r.k3s.version.clone(),
+            secrets_encryption: r.security.secrets_encryption,
             hosts: r
                 .hosts
                 .iter()

@@ -72,7 +72,8 @@ pub enum Request {
         host: String,
         snapshot: String,
     },
-    /// A disaster: the server's member is killed and its data wiped.
+    /// A disaster: a server's member is killed and its data wiped; an agent's k3s state is
+    /// wiped and its workload stops until it is installed again.
     Destroy {
         host: String,
     },

@@ -10,6 +10,7 @@
 //! | `systemctl stop/is-active` | systemd | those processes; k3s's state from the supervisor |
 //! | `systemctl start/stop k3s` | k3s's unit | the supervisor starts or stops the server's etcd member (a wiped one joins as new) |
 //! | `k3s kubectl get nodes`, `k3s --version`, `k3s etcd-snapshot save` | k3s | the lab's status; the host's etcd member (a real snapshot, named `NAME-<node>-<time>` as k3s names it) |
+//! | `k3s certificate rotate` | k3s's rotation (k3s stopped) | a server's etcd certificate re-issued from the CA kept on the host, valid a year |
 //! | `k3s server --cluster-reset --cluster-reset-restore-path=F --token-file=T` | k3s's restore | checks the token is the lab's; the supervisor restores the member's data from `F` with `etcdctl snapshot restore` |
 //! | `curl --cacert C --cert X --key K ... https://127.0.0.1:2379/...` | curl | the host's member over mutual TLS with the certificate given (refused without one) |
 //! | `nixos-anywhere` (operator side) | the installer | records argv and extra files; the supervisor installs the host |
@@ -336,6 +337,23 @@ fn k3s(args: &[String]) -> Res {
             let path = dir.join(&file);
             n3x_fs::write(&path, &bytes, Some(0o600)).map_err(|e| fail(e.to_string()))?;
             eprintln!("Snapshot {file} saved.");
+            Ok(0)
+        }
+        ["certificate", "rotate"] => {
+            // As on a k3s server: with k3s stopped, new certificates from the CA kept on the
+            // host; k3s (here its etcd member) loads them when it starts.
+            if !me.server {
+                eprintln!("certificates rotated (a lab agent holds no kubelet certificate)");
+                return Ok(0);
+            }
+            let s = lab_status().map_err(fail)?;
+            if s.hosts.iter().any(|h| h.name == me.host && h.k3s_active) {
+                return Err(fail("k3s is running: stop it first (`systemctl stop k3s`)"));
+            }
+            let ip = me.cluster_ip.ok_or_else(|| fail("the lab's host record has no cluster address"))?;
+            let dir = Path::new("/").join(crate::tls::ETCD_TLS);
+            crate::tls::renew_member(&dir, &me.host, ip, crate::tls::MEMBER_DAYS).map_err(|e| fail(e.to_string()))?;
+            eprintln!("certificates rotated for etcd (valid {} days)", crate::tls::MEMBER_DAYS);
             Ok(0)
         }
         ["server", rest @ ..] if rest.contains(&"--cluster-reset") => {

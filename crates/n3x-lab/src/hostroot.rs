@@ -79,6 +79,9 @@ pub struct HostFile {
     pub cluster: String,
     pub host: String,
     pub server: bool,
+    /// The host's address on `cluster` (what its etcd certificate names).
+    #[serde(default)]
+    pub cluster_ip: Option<std::net::Ipv4Addr>,
 }
 
 /// The lab's SSH material, for the deployer.
@@ -203,7 +206,12 @@ pub fn prepare(
     write_mode(&root.join("run/sshd_config"), &sshd_config(host), 0o644)?;
     write_mode(&root.join("run/authorized_keys"), &format!("{operator_key}\n"), 0o600)?;
     set_host_key(&root, host_key)?;
-    let me = HostFile { cluster: plan.cluster.clone(), host: host.name.clone(), server: host.is_server() };
+    let me = HostFile {
+        cluster: plan.cluster.clone(),
+        host: host.name.clone(),
+        server: host.is_server(),
+        cluster_ip: Some(host.cluster_ip),
+    };
     write_mode(&root.join(HOST_FILE), &(serde_json::to_string(&me).unwrap_or_default() + "\n"), 0o644)?;
     if let Some(s) = first {
         let path = generation::write(&root.join("nix/store"), s)?;

@@ -56,6 +56,8 @@ pub struct Probes {
     pub interval: Duration,
     /// Per agent (by position in the plan's agents): a write of it was acknowledged.
     first_acked: Vec<AtomicBool>,
+    /// Per agent: its host is gone (destroyed, not installed again yet): it writes nothing.
+    gone: Vec<AtomicBool>,
 }
 
 impl Probes {
@@ -67,7 +69,15 @@ impl Probes {
             stop: AtomicBool::new(false),
             interval,
             first_acked: (0..agents).map(|_| AtomicBool::new(false)).collect(),
+            gone: (0..agents).map(|_| AtomicBool::new(false)).collect(),
         })
+    }
+
+    /// Marks the `ordinal`-th agent's host gone (its workload stops) or back.
+    pub fn set_gone(&self, ordinal: usize, gone: bool) {
+        if let Some(g) = self.gone.get(ordinal) {
+            g.store(gone, Ordering::Relaxed);
+        }
     }
 
     pub fn now_ms(&self) -> f64 {
@@ -109,7 +119,7 @@ pub fn run(plan: Arc<LabPlan>, etcd: crate::etcd::Transport, ordinal: usize, pro
     }
     while !probes.stop.load(Ordering::Relaxed) {
         let started = Instant::now();
-        if probes.paused.load(Ordering::Relaxed) {
+        if probes.paused.load(Ordering::Relaxed) || probes.gone[ordinal].load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(10));
             continue;
         }

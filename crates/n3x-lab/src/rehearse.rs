@@ -58,6 +58,7 @@ impl Rehearsal {
             None => ClusterSpec {
                 name: plan.cluster.clone(),
                 k3s_version: opts.k3s_version.clone(),
+                secrets_encryption: true,
                 hosts: plan
                     .inventory_hosts()
                     .map(|h| HostSpec {

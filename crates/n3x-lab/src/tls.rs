@@ -3,7 +3,8 @@
 //! At `lab up` the lab makes its own CA (ECDSA P-256, with rcgen) in `<lab>/tls/`, and a
 //! client certificate for itself (the supervisor, the probes and the scenarios). Each
 //! server gets, where k3s keeps them (`/var/lib/rancher/k3s/server/tls/etcd/` in its root),
-//! the CA as `server-ca.crt` and `peer-ca.crt`, and one certificate for both its client and
+//! the CA as `server-ca.crt` and `peer-ca.crt` (with its key, as k3s keeps it), and one
+//! certificate for both its client and
 //! peer listeners, also good as a client certificate (`server-client.{crt,key}`,
 //! `peer-server-client.{crt,key}`): what k3s's own clients on the host (`curl --cert`)
 //! present. Members demand a certificate from that CA on both ports
@@ -85,18 +86,26 @@ pub fn new_ca(name: &str) -> Result<(String, String), LabError> {
     Ok((cert.pem(), key.serialize_pem()))
 }
 
-/// Signs a certificate for `name` with the CA in `ca_dir`, valid for `days`: (certificate
-/// PEM, key PEM). With `ips`, usable as a server for them (and for the name, `localhost`
-/// and 127.0.0.1) and as a client; without, a client certificate with no address at all:
-/// etcd's peer port refuses a client certificate that names addresses unless the
-/// connection comes from one of them.
+/// Signs a certificate for `name` with the CA in `ca_dir` (`ca.crt`, `ca.key`), valid for
+/// `days`: (certificate PEM, key PEM). With `ips`, usable as a server for them (and for
+/// the name, `localhost` and 127.0.0.1) and as a client; without, a client certificate
+/// with no address at all: etcd's peer port refuses a client certificate that names
+/// addresses unless the connection comes from one of them.
 pub fn issue(ca_dir: &Path, name: &str, ips: &[Ipv4Addr], days: i64) -> Result<(String, String), LabError> {
-    let read = |f: &str| {
-        let p = ca_dir.join(f);
-        std::fs::read_to_string(&p).map_err(io(format!("read {}", p.display())))
-    };
-    let ca_key = KeyPair::from_pem(&read("ca.key")?).map_err(tls_err("reading the CA key"))?;
-    let issuer = Issuer::from_ca_cert_pem(&read("ca.crt")?, ca_key).map_err(tls_err("reading the CA"))?;
+    issue_with(&ca_dir.join("ca.crt"), &ca_dir.join("ca.key"), name, ips, days)
+}
+
+/// [`issue`] with the CA's certificate and key given by path.
+pub fn issue_with(
+    ca_crt: &Path,
+    ca_key: &Path,
+    name: &str,
+    ips: &[Ipv4Addr],
+    days: i64,
+) -> Result<(String, String), LabError> {
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(io(format!("read {}", p.display())));
+    let key = KeyPair::from_pem(&read(ca_key)?).map_err(tls_err("reading the CA key"))?;
+    let issuer = Issuer::from_ca_cert_pem(&read(ca_crt)?, key).map_err(tls_err("reading the CA"))?;
     issue_by(&issuer, name, ips, days)
 }
 
@@ -189,14 +198,28 @@ pub fn ensure_member(lab_dir: &Path, dir: &Path, name: &str, ip: Ipv4Addr) -> Re
     Ok(files)
 }
 
-/// Issues and writes member `name`'s files in `dir` (replacing any), valid for `days`.
+/// Issues and writes member `name`'s files in `dir` (replacing any), valid for `days`,
+/// with the CA of `ca_dir`. The CA's key goes beside its certificate (`server-ca.key`,
+/// `peer-ca.key`), as on a k3s server, where `k3s certificate rotate` signs with it.
 pub fn write_member(ca_dir: &Path, dir: &Path, name: &str, ip: Ipv4Addr, days: i64) -> Result<(), LabError> {
     let files = MemberFiles::in_dir(dir);
     n3x_fs::create_dir_all(dir, 0o700).map_err(io(format!("create {}", dir.display())))?;
-    let ca = std::fs::read(ca_dir.join("ca.crt")).map_err(io(format!("read {}", ca_dir.join("ca.crt").display())))?;
-    let (cert, key) = issue(ca_dir, name, &[ip], days)?;
+    let read = |p: PathBuf| std::fs::read(&p).map_err(io(format!("read {}", p.display())));
+    let (ca, ca_key) = (read(ca_dir.join("ca.crt"))?, read(ca_dir.join("ca.key"))?);
     for id in [&files.server, &files.peer] {
         n3x_fs::write(&id.ca, &ca, Some(0o644)).map_err(io(format!("write {}", id.ca.display())))?;
+        let k = id.ca.with_extension("key");
+        n3x_fs::write(&k, &ca_key, Some(0o600)).map_err(io(format!("write {}", k.display())))?;
+    }
+    renew_member(dir, name, ip, days)
+}
+
+/// Re-issues member `name`'s certificate in `dir` with the CA kept there (what
+/// `k3s certificate rotate` does on a server): a new key, valid for `days` from now.
+pub fn renew_member(dir: &Path, name: &str, ip: Ipv4Addr, days: i64) -> Result<(), LabError> {
+    let files = MemberFiles::in_dir(dir);
+    let (cert, key) = issue_with(&files.server.ca, &files.server.ca.with_extension("key"), name, &[ip], days)?;
+    for id in [&files.server, &files.peer] {
         n3x_fs::write(&id.key, key.as_bytes(), Some(0o600)).map_err(io(format!("write {}", id.key.display())))?;
         n3x_fs::write(&id.cert, cert.as_bytes(), Some(0o644)).map_err(io(format!("write {}", id.cert.display())))?;
     }

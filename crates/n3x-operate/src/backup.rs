@@ -351,7 +351,10 @@ pub fn restore(
     let mut start = |h: &HostSpec, steps: &mut Vec<Step>| -> Result<(), OperateError> {
         let s = Instant::now();
         run(h, commands::k3s_start(long), steps)?;
-        wait_member(ask, h, opts.start_timeout)?;
+        wait_member(ask, h, opts.start_timeout).map_err(|detail| OperateError::Restore {
+            step: format!("waiting for the etcd member of `{}` ({} s)", h.name, opts.start_timeout.as_secs()),
+            detail,
+        })?;
         if let Some(step) = steps.iter_mut().rev().find(|st| st.took_ms.is_some()) {
             step.took_ms = Some(s.elapsed().as_millis() as u64);
         }
@@ -374,8 +377,9 @@ pub fn restore(
     })
 }
 
-/// Waits until `h`'s member answers with a leader and is a voting member of the list.
-fn wait_member(ask: Ask<'_>, h: &HostSpec, timeout: Duration) -> Result<(), OperateError> {
+/// Waits until `h`'s member answers with a leader and is a voting member of the list;
+/// else the last thing seen.
+pub(crate) fn wait_member(ask: Ask<'_>, h: &HostSpec, timeout: Duration) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     let cmds = [
         commands::etcd_inline(n3x_etcd::STATUS, &n3x_etcd::empty_body(), ask.timeout),
@@ -393,10 +397,7 @@ fn wait_member(ask: Ask<'_>, h: &HostSpec, timeout: Duration) -> Result<(), Oper
             Err(e) => e,
         };
         if Instant::now() > deadline {
-            return Err(OperateError::Restore {
-                step: format!("waiting for the etcd member of `{}` ({} s)", h.name, timeout.as_secs()),
-                detail: last,
-            });
+            return Err(last);
         }
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -1,4 +1,4 @@
-//! What can go wrong in `status` and `backup`, each with the place and the fix. No error
+//! What can go wrong in `status`, `backup` and `certs`, each with the place and the fix. No error
 //! carries a secret: they name files, hosts and recipients (public keys), never a token or
 //! a snapshot's contents.
 
@@ -55,6 +55,10 @@ pub enum OperateError {
     Tool { command: String, detail: String },
     #[error("the restore stopped at `{step}`: {detail}")]
     Restore { step: String, detail: String },
+    #[error("`{cluster}` is not healthy ({detail}): restarting its hosts one by one could lose quorum")]
+    Unhealthy { cluster: String, detail: String },
+    #[error("the certificate rotation stopped at `{step}`: {detail}")]
+    Rotate { step: String, detail: String },
     #[error(transparent)]
     Secrets(#[from] n3x_secrets::Error),
 }
@@ -84,9 +88,11 @@ impl OperateError {
             | OperateError::Changed { .. }
             | OperateError::NotForYou { .. }
             | OperateError::Corrupt { .. } => Kind::Invalid,
-            OperateError::OtherCluster { .. } | OperateError::Healthy { .. } => Kind::Refused,
+            OperateError::OtherCluster { .. } | OperateError::Healthy { .. } | OperateError::Unhealthy { .. } => {
+                Kind::Refused
+            }
             OperateError::Tool { .. } => Kind::Environment,
-            OperateError::Restore { .. } => Kind::Interrupted,
+            OperateError::Restore { .. } | OperateError::Rotate { .. } => Kind::Interrupted,
             OperateError::Secrets(e) => match e.kind() {
                 n3x_secrets::ErrorKind::Usage => Kind::Usage,
                 _ => Kind::Environment,
@@ -132,6 +138,12 @@ impl OperateError {
             }
             OperateError::Restore { .. } => {
                 "fix the cause above, then run the same `n3x backup restore` again (with `--force`): every step is safe to repeat".into()
+            }
+            OperateError::Unhealthy { .. } => {
+                "bring every server back first (`n3x status` names what is wrong); `--force` rotates anyway".into()
+            }
+            OperateError::Rotate { .. } => {
+                "fix the cause above, then run `n3x certs rotate` again: every step is safe to repeat".into()
             }
             OperateError::Secrets(e) => e.help(),
         }

@@ -145,6 +145,8 @@ pub struct Report {
     pub learners: Vec<String>,
     pub newest_snapshot: Fact<NewestSnapshot>,
     pub certificates: Fact<CertExpiry>,
+    /// Whether k3s encrypts Secrets at rest (`k3s secrets-encrypt status`).
+    pub secrets_encryption: Fact<bool>,
     pub hosts: Vec<HostReport>,
     pub took_ms: u64,
 }
@@ -248,6 +250,7 @@ type ClusterAnswers = (
     Result<Vec<(u64, String)>, DeployError>,
     Result<Vec<n3x_deploy::observe::Node>, DeployError>,
     Result<String, DeployError>,
+    Result<bool, DeployError>,
 );
 
 fn ask_cluster(ask: Ask<'_>, via: &HostSpec) -> ClusterAnswers {
@@ -257,6 +260,7 @@ fn ask_cluster(ask: Ask<'_>, via: &HostSpec) -> ClusterAnswers {
         commands::etcd_inline(n3x_etcd::ALARMS, &n3x_etcd::alarm_list_body(), t),
         commands::nodes(t),
         commands::read_certs(t),
+        commands::secrets_encryption(t),
     ];
     match ask.remote.run_all(&via.target(), &cmds) {
         Ok(o) => (
@@ -264,10 +268,11 @@ fn ask_cluster(ask: Ask<'_>, via: &HostSpec) -> ClusterAnswers {
             part(via, &o, 1, "etcd alarms", |s| n3x_etcd::parse_alarms(json_part(s)).map_err(|e| e.0)),
             part(via, &o, 2, "the node list", |s| n3x_deploy::observe::parse_nodes(json_part(s))),
             part(via, &o, 3, "the k3s certificates", |s| Ok(s.to_owned())),
+            part(via, &o, 4, "k3s secrets-encrypt status", parse_encryption_status),
         ),
         Err(e) => {
             let e = || DeployError::remote(&via.name, "asking the cluster", e.clone());
-            (Err(e()), Err(e()), Err(e()), Err(e()))
+            (Err(e()), Err(e()), Err(e()), Err(e()), Err(e()))
         }
     }
 }
@@ -304,7 +309,7 @@ pub fn collect(ask: Ask<'_>, spec: &ClusterSpec, ctx: &Context<'_>) -> Report {
     let leader = leader_id.and_then(|id| statuses.iter().find(|(_, s)| s.is_some_and(|s| s.member_id == id)));
     // The cluster-wide questions go to the leader, else to any server whose member answers.
     let via = leader.map(|(h, _)| *h).or_else(|| statuses.iter().find(|(_, s)| s.is_some()).map(|(h, _)| *h));
-    let (members, alarms, nodes, certs) = match via {
+    let (members, alarms, nodes, certs, encryption) = match via {
         Some(v) => ask_cluster(ask, v),
         None => {
             let e = || DeployError::Unexpected {
@@ -312,7 +317,7 @@ pub fn collect(ask: Ask<'_>, spec: &ClusterSpec, ctx: &Context<'_>) -> Report {
                 what: "the cluster".into(),
                 detail: "no server's etcd member answers".into(),
             };
-            (Err(e()), Err(e()), Err(e()), Err(e()))
+            (Err(e()), Err(e()), Err(e()), Err(e()), Err(e()))
         }
     };
     let leader_raft = leader.and_then(|(_, s)| s.map(|s| s.raft_index));
@@ -386,6 +391,20 @@ pub fn collect(ask: Ask<'_>, spec: &ClusterSpec, ctx: &Context<'_>) -> Report {
         },
         Err(e) => Fact::unknown(e.to_string()),
     };
+    let secrets_encryption = match encryption {
+        _ if ctx.lab => Fact::na("the lab runs etcd without k3s's API server: it stores no Kubernetes Secrets"),
+        Ok(on) => {
+            if !on && spec.secrets_encryption {
+                problems.push(
+                    "k3s does not encrypt Secrets at rest although n3x.toml asks for it: the cluster was \
+                     started without `secrets-encryption`, which k3s cannot turn on later"
+                        .into(),
+                );
+            }
+            Fact::Known(on)
+        }
+        Err(e) => Fact::unknown(e.to_string()),
+    };
     let newest_snapshot = match &ctx.newest_backup {
         Some((file, created, revision)) => Fact::Known(NewestSnapshot {
             file: file.clone(),
@@ -413,6 +432,7 @@ pub fn collect(ask: Ask<'_>, spec: &ClusterSpec, ctx: &Context<'_>) -> Report {
         learners,
         newest_snapshot,
         certificates,
+        secrets_encryption,
         hosts,
         took_ms: t0.elapsed().as_millis() as u64,
     }
@@ -558,6 +578,19 @@ fn node_ready(h: &HostSpec, nodes: &Result<Vec<n3x_deploy::observe::Node>, Deplo
     }
 }
 
+/// `k3s secrets-encrypt status`: its `Encryption Status: Enabled|Disabled` line.
+pub fn parse_encryption_status(out: &str) -> Result<bool, String> {
+    let status = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Encryption Status:"))
+        .ok_or("no `Encryption Status:` line in the answer")?;
+    match status.trim() {
+        "Enabled" => Ok(true),
+        "Disabled" => Ok(false),
+        other => Err(format!("unknown encryption status `{other}`")),
+    }
+}
+
 /// The certificate in `pem` (concatenated PEM blocks) that expires first.
 pub fn earliest_expiry(pem: &str, now_unix: u64) -> Result<CertExpiry, String> {
     let mut first: Option<(i64, String)> = None;
@@ -599,6 +632,10 @@ mod tests {
         let f = healthy();
         f.on(|_, argv| (argv[0] == "readlink").then(|| fake::ok(&format!("{GEN}\n"))));
         f.on(|_, argv| (argv[0] == "find" && argv[1].ends_with("/tls")).then(|| fake::ok(CERTS)));
+        f.on(|_, argv| {
+            (argv[0] == "k3s" && argv.get(1).is_some_and(|a| a == "secrets-encrypt"))
+                .then(|| fake::ok("Encryption Status: Enabled\nCurrent Rotation Stage: start\nServer Encryption Hashes: All hashes match\n"))
+        });
         f
     }
 
@@ -676,6 +713,26 @@ mod tests {
         assert!(matches!(r.quorum, Fact::Unknown { .. }));
         // Nothing but the first question was asked of an unreachable host.
         assert_eq!(f.calls().len(), 5);
+    }
+
+    /// A cluster started without secrets encryption, which n3x.toml asks for, is degraded
+    /// and says why; the lab stores no Secrets, so there it is not applicable.
+    #[test]
+    fn secrets_encryption_off_against_the_inventory_is_a_problem() {
+        let f = cluster();
+        f.on(|_, argv| {
+            (argv[0] == "k3s" && argv[1] == "secrets-encrypt").then(|| fake::ok("Encryption Status: Disabled\n"))
+        });
+        let r = run(&f, &ctx());
+        assert_eq!(r.secrets_encryption.known(), Some(&false));
+        assert_eq!(r.verdict, Verdict::Degraded);
+        assert!(r.problems.iter().any(|p| p.contains("does not encrypt Secrets")), "{:?}", r.problems);
+        let mut c = ctx();
+        c.lab = true;
+        assert!(matches!(run(&f, &c).secrets_encryption, Fact::NotApplicable { .. }));
+        assert_eq!(parse_encryption_status("Encryption Status: Enabled\nCurrent Rotation Stage: start"), Ok(true));
+        assert!(parse_encryption_status("Encryption Status: Maybe").is_err());
+        assert!(parse_encryption_status("").is_err());
     }
 
     /// The lab's servers have certificates where k3s keeps them (its etcd runs mutual

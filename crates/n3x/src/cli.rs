@@ -107,6 +107,9 @@ pub enum Command {
     /// etcd snapshots encrypted to the admins, proven by restoring them.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// k3s certificates: renew them before they expire.
+    #[command(subcommand)]
+    Certs(CertsCommand),
     /// Draw the cluster's topology: hosts by role, NICs, bonds, VLANs, networks, addresses.
     ///
     /// `svg` for people (one box per host, a line per network, each address on it), `dot`
@@ -232,6 +235,42 @@ pub enum BackupCommand {
   n3x backup restore FILE
   sudo n3x backup restore FILE --lab --force")]
     Restore(RestoreArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Rotate every host's k3s certificates, one host at a time.
+    ///
+    /// k3s's procedure per host: `systemctl stop k3s`, `k3s certificate rotate` (new
+    /// certificates from the cluster's CAs, etcd's included), `systemctl start k3s`, then
+    /// wait until it is back (a server's etcd member votes and has a leader; an agent's
+    /// node is Ready). Followers first, then the leader (its etcd leadership handed to a
+    /// rotated server first), then the agents: quorum is kept and writes go on. `n3x
+    /// status` shows the days left before and after. Refused while an etcd member is down
+    /// (unless --force). Exit status: 0 rotated; 6 refused; 8 stopped part-way (run it
+    /// again: every step is safe to repeat); 10 no server answers.
+    #[command(after_help = "Examples:
+  n3x certs rotate --plan
+  n3x certs rotate
+  sudo n3x certs rotate --lab        # rehearsed by `n3x lab run --scenario cert-rotation`")]
+    Rotate(CertsRotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertsRotateArgs {
+    #[command(flatten)]
+    pub target: ClusterArgs,
+    /// Print the steps (host and command); run nothing.
+    #[arg(long)]
+    pub plan: bool,
+    /// Rotate even though not every etcd member answers.
+    #[arg(long)]
+    pub force: bool,
+    /// Seconds a restarted host may take to be back.
+    #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub start_timeout: u64,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

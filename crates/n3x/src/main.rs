@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Command::Install(args) => deploy::install(&args),
         Command::Status(args) => operate::status(&args),
         Command::Backup(cmd) => operate::backup(cmd),
+        Command::Certs(cmd) => operate::certs(cmd),
         Command::Graph(args) => graph(&args),
     };
     ExitCode::from(match outcome {

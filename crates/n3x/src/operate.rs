@@ -9,12 +9,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use n3x_deploy::observe::Ask;
 use n3x_operate::backup::{self, RestoreOptions, SnapshotOptions};
 use n3x_operate::bundle;
+use n3x_operate::certs::{self, RotateOptions};
 use n3x_operate::status::{self, Context, Fact, Report, Verdict};
 use n3x_operate::throwaway::Tools;
 use n3x_secrets::keys::Identities;
 
 use crate::cli::{
-    BackupCommand, ClusterArgs, LabArg, ListArgs, RestoreArgs, SnapshotArgs, StatusArgs, TargetArgs, VerifyArgs,
+    BackupCommand, CertsCommand, CertsRotateArgs, ClusterArgs, LabArg, ListArgs, RestoreArgs, SnapshotArgs, StatusArgs,
+    TargetArgs, VerifyArgs,
 };
 use crate::deploy::{Target, target};
 use crate::error::Error;
@@ -149,12 +151,13 @@ pub fn status_text(r: &Report) -> String {
         r.took_ms
     );
     out.push_str(&format!(
-        "  quorum {}   leader {}   learners {}   newest backup {}   certificates {}\n",
+        "  quorum {}   leader {}   learners {}   newest backup {}   certificates {}   secrets encryption {}\n",
         fact(&r.quorum, |q| format!("{}/{} (needs {})", q.healthy, q.members, q.needed)),
         r.leader.as_deref().unwrap_or("none"),
         if r.learners.is_empty() { "none".into() } else { r.learners.join(",") },
         fact(&r.newest_snapshot, |s| format!("{} (revision {})", ago(s.age_s), s.revision)),
         fact(&r.certificates, |c| format!("{} days", c.days)),
+        fact(&r.secrets_encryption, |on| if *on { "on".into() } else { "OFF".into() }),
     ));
     let rows: Vec<[String; 7]> = r
         .hosts
@@ -231,6 +234,47 @@ pub fn backup(cmd: BackupCommand) -> Result<u8, Error> {
         BackupCommand::Verify(a) => verify(&a),
         BackupCommand::Restore(a) => restore(&a),
     }
+}
+
+pub fn certs(cmd: CertsCommand) -> Result<u8, Error> {
+    match cmd {
+        CertsCommand::Rotate(a) => rotate(&a),
+    }
+}
+
+fn rotate(a: &CertsRotateArgs) -> Result<u8, Error> {
+    let (t, _) = open(&a.target)?;
+    let opts = RotateOptions {
+        plan_only: a.plan,
+        force: a.force,
+        timeout: Duration::from_secs(a.target.timeout),
+        start_timeout: Duration::from_secs(a.start_timeout),
+        now_unix: now_unix(),
+    };
+    let ask = Ask { remote: t.remote.as_ref(), timeout: opts.timeout };
+    let r = certs::rotate(ask, &t.spec, &opts, &mut progress)?;
+    if a.json {
+        json_line(&r, true);
+        return Ok(exit::OK);
+    }
+    let mut out = format!("{} of `{}`:\n", if r.ran { "certificates rotated" } else { "the rotation" }, t.spec.name);
+    for (i, s) in r.steps.iter().enumerate() {
+        let took = s.took_ms.map(|ms| format!("  ({ms} ms)")).unwrap_or_default();
+        out.push_str(&format!("  {:>2}. {:<8} {}: {}{took}\n", i + 1, s.host, s.what, s.command));
+    }
+    if r.ran {
+        let days = |c: &Option<status::CertExpiry>| c.as_ref().map_or("?".into(), |c| format!("{} days", c.days));
+        out.push_str(&format!(
+            "first certificate to expire: {} before, {} after; {} ms in all\n",
+            days(&r.before),
+            days(&r.after),
+            r.took_ms
+        ));
+    } else {
+        out.push_str("nothing was run (--plan)\n");
+    }
+    print_stdout(&out);
+    Ok(exit::OK)
 }
 
 fn progress(line: &str) {

@@ -7,11 +7,15 @@
 //! - `cluster`: formation, server-loss, quorum-loss, partition, profiles.
 //! - `deploy`: deploys rehearsed over SSH (rolling, bad, cut, and the baselines).
 //! - `recovery`: disaster-recovery, a backup and a restore over SSH.
+//! - `rotation`: cert-rotation, certificates near expiry renewed over SSH host by host.
+//! - `replace`: agent-replace, a lost agent installed again over SSH.
 
 mod cluster;
 mod deploy;
 mod kit;
 mod recovery;
+mod replace;
+mod rotation;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -39,6 +43,8 @@ pub const BUILTIN: &[&str] = &[
     "all-at-once",
     "rolling-no-transfer",
     recovery::NAME,
+    rotation::NAME,
+    replace::NAME,
 ];
 /// What `n3x lab run` runs when no `--scenario` is given.
 pub const DEFAULT: &[&str] = &["formation", "server-loss", "quorum-loss", "partition"];
@@ -139,6 +145,8 @@ fn run_one(name: &str, ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
         "profiles" => cluster::profiles(ctx, run),
         d if deploy::NAMES.contains(&d) => deploy::run(d, ctx, run),
         recovery::NAME => recovery::run(ctx, run),
+        rotation::NAME => rotation::run(ctx, run),
+        replace::NAME => replace::run(ctx, run),
         other => Err(LabError::UnknownScenario {
             name: other.to_owned(),
             known: BUILTIN.iter().map(|s| s.to_string()).collect(),

@@ -185,6 +185,8 @@ impl Supervisor {
         }
         if h.is_server() {
             self.join_member(host, true)?;
+        } else if let Some(ordinal) = self.plan.agents.iter().position(|&a| a == host) {
+            self.probes.set_gone(ordinal, false);
         }
         lock(&self.runtime).entry(host).or_default().k3s_active = true;
         Ok(())
@@ -260,13 +262,22 @@ impl Supervisor {
     }
 
     /// A disaster on a server: its member killed, its data gone.
+    /// The host is lost: a server's member killed and its data wiped; an agent's k3s state
+    /// and generations wiped and its workload (the probe) stopped until it is installed
+    /// again, as a failed board would be replaced.
     pub(super) fn destroy(&self, host: usize) -> Result<(), LabError> {
         let _one_at_a_time = lock(&self.host_locks[host]);
-        if !self.plan.hosts[host].is_server() {
-            return Err(LabError::NotAServer { host: self.plan.hosts[host].name.clone() });
+        if self.plan.hosts[host].is_server() {
+            self.stop_member(host);
+            wipe(&self.data_dir(host))?;
+        } else {
+            let root = generation::host_root(&self.dir, &self.plan.hosts[host].name);
+            if let Some(ordinal) = self.plan.agents.iter().position(|&a| a == host) {
+                self.probes.set_gone(ordinal, true);
+            }
+            wipe(&root.join("var/lib"))?;
+            lock(&self.runtime).entry(host).or_default().installed = false;
         }
-        self.stop_member(host);
-        wipe(&self.data_dir(host))?;
         self.set_k3s_active(host, false);
         Ok(())
     }
