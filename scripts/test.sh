@@ -34,7 +34,7 @@ if [[ $(id -u) -eq 0 ]]; then
   timeout 600 ./target/release/n3x lab run --scenario disaster-recovery --report "$report/recovery-reference"
   timeout 600 ./target/release/n3x lab run -f examples/five-servers.toml --scenario disaster-recovery --report "$report/recovery-five-servers"
   # The runbooks' scenarios that no run above covers, on both clusters.
-  runbooks=(--scenario cert-rotation --scenario agent-replace)
+  runbooks=(--scenario cert-rotation --scenario agent-replace --scenario token-rotation)
   timeout 900 ./target/release/n3x lab run "${runbooks[@]}" --report "$report/runbooks-reference"
   timeout 900 ./target/release/n3x lab run -f examples/five-servers.toml "${runbooks[@]}" --report "$report/runbooks-five-servers"
   # Every report.html of this run, in headless Chromium from disk: no console error, no

@@ -101,6 +101,12 @@ pub fn certificate_rotate(t: Duration) -> Command {
     cmd(["k3s", "certificate", "rotate"], t)
 }
 
+/// k3s's server token rotation on a running server: standard input carries the current
+/// token (first line, handed to k3s as `K3S_TOKEN`) and the new one (second line).
+pub fn token_rotate(t: Duration) -> Command {
+    cmd(["sh", "-c", r#"read -r old && read -r new && K3S_TOKEN="$old" exec k3s token rotate --new-token "$new""#], t)
+}
+
 /// Whether k3s encrypts Secrets at rest (`Encryption Status: Enabled`), run on a server.
 pub fn secrets_encryption(t: Duration) -> Command {
     cmd(["k3s", "secrets-encrypt", "status"], t)
@@ -271,6 +277,7 @@ mod tests {
             read_certs(t),
             secrets_encryption(t),
             certificate_rotate(t),
+            token_rotate(t),
             upload("snapshot.db", t),
             restore_cleanup(t),
             k3s_stop(t),

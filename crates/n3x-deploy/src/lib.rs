@@ -22,6 +22,7 @@ pub mod nix;
 pub mod observe;
 pub mod plan;
 pub mod rollout;
+pub mod token;
 
 use std::net::Ipv4Addr;
 
@@ -120,6 +121,8 @@ pub enum Phase {
     Plan,
     Push,
     Snapshot,
+    /// The k3s server token rotated into the cluster.
+    Token,
     Transfer,
     Guard,
     Switch,

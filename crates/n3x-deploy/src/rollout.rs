@@ -40,6 +40,10 @@ pub struct Options {
     pub cancel: Arc<AtomicBool>,
     /// Who deploys, recorded in the lock (`user@machine`).
     pub owner: String,
+    /// The k3s server token the new generations carry (decrypted from the secrets file);
+    /// when it differs from the cluster's, `k3s token rotate` runs on the leader before any
+    /// host is switched (see [`crate::token`]). None: the token is not checked.
+    pub server_token: Option<String>,
 }
 
 impl Options {
@@ -57,6 +61,7 @@ impl Options {
             plan_only: false,
             cancel: Arc::new(AtomicBool::new(false)),
             owner: String::new(),
+            server_token: None,
         }
     }
 
@@ -189,6 +194,16 @@ pub fn deploy(
     step(&events, Some(&lock_host.name), Phase::Lock, "taking the deploy lock");
     take_lock(ask, lock_host, &id, &opts.owner, resumed.is_some())?;
 
+    // A new server token is rotated into the cluster before any host switches to it: a
+    // server restarted with a token the cluster does not know refuses to start.
+    if let Some(new) = &opts.server_token {
+        if let Err(e) =
+            crate::token::rotate_if_changed(ask, spec, &selected, new, &mut |m| step(&events, None, Phase::Token, m))
+        {
+            let _ = ask.run(lock_host, "releasing the deploy lock", &commands::lock_release(opts.command_timeout));
+            return Err(e.into());
+        }
+    }
     let journal = match resumed {
         Some(r) => Journal::resume(&opts.journal, r),
         None => match new_journal(ask, spec, &selected, &targets, opts, &id, &events) {

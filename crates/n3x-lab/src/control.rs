@@ -72,6 +72,11 @@ pub enum Request {
         host: String,
         snapshot: String,
     },
+    /// `k3s token rotate` on a server: the cluster's server token becomes `new`.
+    RotateToken {
+        host: String,
+        new: String,
+    },
     /// A disaster: a server's member is killed and its data wiped; an agent's k3s state is
     /// wiped and its workload stops until it is installed again.
     Destroy {
@@ -175,6 +180,7 @@ impl Request {
             Request::K3s { run: false, .. } => "k3s-stop",
             Request::ClusterReset { .. } => "cluster-reset",
             Request::Destroy { .. } => "destroy",
+            Request::RotateToken { .. } => "rotate-token",
             Request::Settle { .. } => "settle",
             Request::Shutdown => "shutdown",
         }

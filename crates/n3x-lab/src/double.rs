@@ -10,6 +10,7 @@
 //! | `systemctl stop/is-active` | systemd | those processes; k3s's state from the supervisor |
 //! | `systemctl start/stop k3s` | k3s's unit | the supervisor starts or stops the server's etcd member (a wiped one joins as new) |
 //! | `k3s kubectl get nodes`, `k3s --version`, `k3s etcd-snapshot save` | k3s | the lab's status; the host's etcd member (a real snapshot, named `NAME-<node>-<time>` as k3s names it) |
+//! | `k3s token rotate --new-token N` (old in `K3S_TOKEN`) | k3s's server token rotation | checks the old token is the lab's; the lab's token becomes N; servers started after with another token refuse to start |
 //! | `k3s certificate rotate` | k3s's rotation (k3s stopped) | a server's etcd certificate re-issued from the CA kept on the host, valid a year |
 //! | `k3s server --cluster-reset --cluster-reset-restore-path=F --token-file=T` | k3s's restore | checks the token is the lab's; the supervisor restores the member's data from `F` with `etcdctl snapshot restore` |
 //! | `curl --cacert C --cert X --key K ... https://127.0.0.1:2379/...` | curl | the host's member over mutual TLS with the certificate given (refused without one) |
@@ -339,6 +340,33 @@ fn k3s(args: &[String]) -> Res {
             eprintln!("Snapshot {file} saved.");
             Ok(0)
         }
+        ["token", "rotate", rest @ ..] => {
+            // k3s's rotation: the old token from K3S_TOKEN (or --token), the new one from
+            // --new-token; it must be run on a server whose k3s runs.
+            let flag = |name: &str| {
+                rest.iter()
+                    .position(|a| *a == name)
+                    .and_then(|i| rest.get(i + 1))
+                    .map(|v| v.to_string())
+                    .or_else(|| rest.iter().find_map(|a| a.strip_prefix(&format!("{name}=")).map(str::to_owned)))
+            };
+            let old = flag("--token")
+                .or_else(|| std::env::var("K3S_TOKEN").ok())
+                .ok_or_else(|| fail("--token or K3S_TOKEN is required"))?;
+            let new = flag("--new-token").ok_or_else(|| fail("only `k3s token rotate --new-token NEW` is emulated"))?;
+            if !me.server {
+                return Err(fail("k3s token rotate runs on a server"));
+            }
+            let lab = std::fs::read_to_string(Path::new(LAB_MOUNT).join(crate::hostroot::LAB_TOKEN))
+                .map_err(|e| fail(format!("the lab's token: {e}")))?;
+            let secret = n3x_deploy::token::secret_of;
+            if secret(&old) != secret(&lab) {
+                return Err(fail("token rotate failed: the given token is not the server token"));
+            }
+            lab_call(&Request::RotateToken { host: me.host.clone(), new }, Duration::from_secs(30)).map_err(fail)?;
+            eprintln!("Token rotated, restart k3s nodes with new token");
+            Ok(0)
+        }
         ["certificate", "rotate"] => {
             // As on a k3s server: with k3s stopped, new certificates from the CA kept on the
             // host; k3s (here its etcd member) loads them when it starts.
@@ -520,6 +548,7 @@ mod tests {
             etcd: crate::plan::EtcdTimings { heartbeat_ms: hb, election_ms: 1000 },
             k3s_version: "v1.31".into(),
             fault: Fault::None,
+            token_sha256: None,
         };
         let dir_of = |p: &str| store.join(p.rsplit('/').next().unwrap()).display().to_string();
         let a = dir_of(&generation::write(&store, &s(100)).unwrap());
@@ -547,6 +576,7 @@ mod tests {
             etcd: crate::plan::EtcdTimings { heartbeat_ms: 100, election_ms: 1000 },
             k3s_version: "v1.31".into(),
             fault: Fault::Hang,
+            token_sha256: Some("ab".repeat(32)),
         };
         let d = tempfile::tempdir().unwrap();
         let p = generation::write(d.path(), &s).unwrap();

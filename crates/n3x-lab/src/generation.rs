@@ -59,6 +59,18 @@ pub struct Settings {
     pub k3s_version: String,
     #[serde(default)]
     pub fault: Fault,
+    /// sha256 (hex) of the k3s server token's secret this generation's secrets carry; none:
+    /// the token the lab was made with. A server whose token is not the cluster's does not
+    /// start, as k3s refuses to. (A hash: a real generation never holds the token either,
+    /// sops-nix decrypts it at activation.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+}
+
+/// The hash a generation records for server token `token` (full or short form).
+pub fn token_hash(token: &str) -> String {
+    let d = Sha256::digest(n3x_deploy::token::secret_of(token).as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The file inside a generation that carries its settings.
@@ -71,7 +83,13 @@ pub const DOUBLES: &[&str] = &["nix-env", "systemd-run", "systemctl", "k3s", "cu
 impl Settings {
     /// The settings the inventory gives `host`.
     pub fn of(plan: &LabPlan, host: &HostPlan, k3s_version: &str) -> Settings {
-        Settings { host: host.name.clone(), etcd: plan.etcd, k3s_version: k3s_version.to_owned(), fault: Fault::None }
+        Settings {
+            host: host.name.clone(),
+            etcd: plan.etcd,
+            k3s_version: k3s_version.to_owned(),
+            fault: Fault::None,
+            token_sha256: None,
+        }
     }
 
     /// Its store path: `/nix/store/<32 hex of the settings' hash>-nixos-system-<host>-lab`.
@@ -194,6 +212,7 @@ mod tests {
             etcd: EtcdTimings { heartbeat_ms: hb, election_ms: 1000 },
             k3s_version: "v1.31".into(),
             fault: Fault::None,
+            token_sha256: None,
         }
     }
 

@@ -48,6 +48,16 @@ pub fn lab_token(lab_dir: &Path) -> Result<String, LabError> {
     Ok(token)
 }
 
+/// The lab's token becomes `secret` (its `K10<hash>::server:` prefix kept): what
+/// `k3s token rotate` does to the cluster's token.
+pub fn set_lab_token(lab_dir: &Path, secret: &str) -> Result<(), LabError> {
+    let old = lab_token(lab_dir)?;
+    let prefix = old.split_once("::").map_or("K10", |(p, _)| p);
+    let token = format!("{prefix}::server:{}", n3x_deploy::token::secret_of(secret));
+    let path = lab_dir.join(LAB_TOKEN);
+    n3x_fs::write(&path, format!("{token}\n").as_bytes(), Some(0o600)).map_err(io(format!("write {}", path.display())))
+}
+
 /// Puts the lab's token where k3s keeps it on server `host`.
 pub fn write_server_token(lab_dir: &Path, host: &str) -> Result<(), LabError> {
     let token = lab_token(lab_dir)?;

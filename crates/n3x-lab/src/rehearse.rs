@@ -95,6 +95,17 @@ impl Rehearsal {
     /// Each host's generation for inventory `r` (the lab's own settings without one),
     /// with `faults` on the hosts they name.
     pub fn settings(&self, r: Option<&Resolved>, faults: &BTreeMap<String, Fault>) -> BTreeMap<String, Settings> {
+        self.settings_with_token(r, faults, None)
+    }
+
+    /// [`Rehearsal::settings`], the servers' generations carrying server token `token`
+    /// (what a generation built after `n3x secrets rotate` carries).
+    pub fn settings_with_token(
+        &self,
+        r: Option<&Resolved>,
+        faults: &BTreeMap<String, Fault>,
+        token: Option<&str>,
+    ) -> BTreeMap<String, Settings> {
         let (etcd, k3s) = match r {
             Some(r) => (
                 EtcdTimings { heartbeat_ms: r.k3s.etcd.heartbeat_ms, election_ms: r.k3s.etcd.election_ms },
@@ -107,7 +118,8 @@ impl Rehearsal {
             .iter()
             .map(|h| {
                 let fault = faults.get(&h.name).copied().unwrap_or_default();
-                (h.name.clone(), Settings { host: h.name.clone(), etcd, k3s_version: k3s.clone(), fault })
+                let token_sha256 = token.filter(|_| h.server).map(generation::token_hash);
+                (h.name.clone(), Settings { host: h.name.clone(), etcd, k3s_version: k3s.clone(), fault, token_sha256 })
             })
             .collect()
     }

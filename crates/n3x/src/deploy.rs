@@ -81,6 +81,35 @@ fn progress_events(p: &Mutex<Progress>) -> impl FnMut(Event) + Send + '_ {
     }
 }
 
+/// The k3s server token the new generations carry (the secrets file next to the
+/// inventory, decrypted with the admin key), for the deploy to rotate into the cluster
+/// when `n3x secrets rotate` changed it. None when there is no secrets file; None with a
+/// note when it cannot be decrypted here (the deploy then cannot rotate it).
+fn server_token(inv: &InventoryArg, resolved: &n3x_model::Resolved) -> Option<String> {
+    let path = inv.file.clone().unwrap_or_else(|| std::path::PathBuf::from("n3x.toml"));
+    if path == std::path::Path::new("-") || !path.is_file() {
+        return None;
+    }
+    let file = path.parent().unwrap_or(std::path::Path::new(".")).join(&resolved.secrets.file);
+    if !file.is_file() {
+        return None;
+    }
+    let env = |k: &str| std::env::var_os(k);
+    let token = n3x_secrets::repo::admin_identities(None, n3x_secrets::locations::admin_key_file(&env))
+        .and_then(|ids| n3x_secrets::repo::decrypt(&file, &ids, n3x_secrets::plan::K3S_TOKEN));
+    match token {
+        Ok(t) => Some(t.to_string()),
+        Err(e) => {
+            eprintln!(
+                "note: the server token in {} was not compared with the cluster's ({e}); after `n3x secrets rotate`, \
+                 deploy with the admin key (SOPS_AGE_KEY_FILE) so the deploy rotates it into the cluster first",
+                file.display()
+            );
+            None
+        }
+    }
+}
+
 pub fn deploy(a: &DeployArgs) -> Result<u8, Error> {
     let (t, resolved) = target(&a.inventory, a.lab, a.cluster.as_ref(), Purpose::Deploy)?;
     let journal = match (&a.journal, &t.lab) {
@@ -105,6 +134,9 @@ pub fn deploy(a: &DeployArgs) -> Result<u8, Error> {
     opts.plan_only = a.plan;
     opts.owner = owner();
     opts.cancel = cancel_on_signal();
+    if !a.plan && !a.unlock {
+        opts.server_token = server_token(&a.inventory, &resolved);
+    }
     if a.unlock {
         let held = rollout::unlock(&t.spec, t.remote.as_ref(), &opts).map_err(Error::Deploy)?;
         eprintln!(
@@ -117,7 +149,7 @@ pub fn deploy(a: &DeployArgs) -> Result<u8, Error> {
     let builder: Box<dyn Builder> = match &t.lab {
         Some(lab) => {
             let faults = rehearse::parse_faults(&a.lab_fault, &t.spec)?;
-            Box::new(lab.builder(lab.settings(Some(&resolved), &faults)))
+            Box::new(lab.builder(lab.settings_with_token(Some(&resolved), &faults, opts.server_token.as_deref())))
         }
         None => Box::new(NixBuilder { nix: "nix".into(), flake: a.flake.clone(), ssh_opts: Vec::new() }),
     };

@@ -18,7 +18,8 @@ use crate::plan::OPERATOR;
 use crate::probe::Write;
 use crate::rehearse::Rehearsal;
 
-pub const NAMES: &[&str] = &["rolling-deploy", "bad-deploy", "deploy-cut", "all-at-once", "rolling-no-transfer"];
+pub const NAMES: &[&str] =
+    &["rolling-deploy", "bad-deploy", "deploy-cut", "all-at-once", "rolling-no-transfer", "token-rotation"];
 
 /// Each host's settings now, from the supervisor.
 fn current(s: &LabStatus) -> BTreeMap<String, Settings> {
@@ -193,6 +194,7 @@ pub(super) fn run(name: &str, ctx: &mut Ctx, run: &mut Run) -> Result<(), LabErr
         "all-at-once" => all_at_once(ctx, run, &lab),
         "bad-deploy" => bad_deploy(ctx, run, &lab),
         "deploy-cut" => deploy_cut(ctx, run, &lab),
+        "token-rotation" => token_rotation(ctx, run, &lab),
         other => {
             Err(LabError::UnknownScenario { name: other.into(), known: NAMES.iter().map(|s| s.to_string()).collect() })
         }
@@ -333,6 +335,88 @@ fn bad_deploy(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal) -> Result<(), LabEr
     let v = after.hosts.iter().find(|h| h.name == victim);
     run.require(v.is_some_and(|h| h.k3s_active && h.member.as_ref().is_some_and(|m| m.status.is_some())), || {
         format!("`{victim}`'s k3s and etcd member are not back")
+    });
+    verify(ctx, run)
+}
+
+/// `token-rotation`: a new server token (what `n3x secrets rotate` writes) deployed. First
+/// in the wrong order, as a control: generations carrying the new token without k3s's
+/// rotation; the first server's k3s refuses to start and the deploy takes it back. Then
+/// with the deploy's token step: `k3s token rotate` on the leader, then every server
+/// restarted on the new token one at a time, then the agents. Passes when the wrong order
+/// changed nothing (rolled back, the cluster's token the old one), the right order put
+/// every server on the new token with quorum kept, and no acknowledged write is lost.
+fn token_rotation(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal) -> Result<(), LabError> {
+    use crate::generation::token_hash;
+    use n3x_deploy::token::secret_of;
+    let old = crate::hostroot::lab_token(ctx.dir)?;
+    let new = n3x_secrets::generate_token().to_string();
+    let before = status(ctx.dir)?;
+    let servers = server_names(ctx);
+    let targets: BTreeMap<String, Settings> = current(&before)
+        .into_iter()
+        .map(|(h, mut s)| {
+            s.fault = Fault::None;
+            if servers.contains(&h) {
+                s.token_sha256 = Some(token_hash(&new));
+            }
+            (h, s)
+        })
+        .collect();
+
+    (ctx.on_step)("the wrong order: the new token deployed without rotating it first");
+    let wrong = deploy(
+        ctx,
+        lab,
+        targets.clone(),
+        &[],
+        |o| {
+            o.server_token = None;
+            o.confirm_timeout = Duration::from_secs(10);
+        },
+        &mut |_| {},
+    )?;
+    for (host, from, to, outcome) in &wrong.activations {
+        run.window("deploy", format!("{host}: {outcome} (no rotation)"), *from, *to);
+    }
+    match &wrong.result {
+        Err(h) => run.require(h.error.outcome() == Outcome::RolledBack, || {
+            format!("the deploy without rotation ended otherwise: {}", describe(h))
+        }),
+        Ok(_) => run.failures.push("servers started with a token the cluster does not know".into()),
+    }
+    let token_now = crate::hostroot::lab_token(ctx.dir)?;
+    run.require(secret_of(&token_now) == secret_of(&old), || "the cluster's token changed without a rotation".into());
+
+    (ctx.on_step)("the right order: n3x deploy rotates the token, then restarts each server on it");
+    let rotated = std::sync::Arc::new(AtomicBool::new(false));
+    let seen = rotated.clone();
+    let right = deploy(ctx, lab, targets.clone(), &[], |o| o.server_token = Some(new.clone()), &mut move |e| {
+        if matches!(e, Event::Step { phase: Phase::Token, .. }) {
+            seen.store(true, Ordering::SeqCst);
+        }
+    })?;
+    report_gap(ctx, run, &right)?;
+    run.require(rotated.load(Ordering::SeqCst), || "the deploy did not rotate the token".into());
+    match &right.result {
+        Ok(_) => {
+            let after = generations(&status(ctx.dir)?);
+            for (h, s) in &targets {
+                run.require(after.get(h) == Some(&s.store_path()), || format!("`{h}` is not on its new generation"));
+            }
+        }
+        Err(h) => run.failures.push(format!("the deploy with the rotation stopped: {}", describe(h))),
+    }
+    let token_now = crate::hostroot::lab_token(ctx.dir)?;
+    run.require(secret_of(&token_now) == new, || "the cluster's token is not the new one".into());
+    for s in &servers {
+        let file = crate::generation::host_root(ctx.dir, s).join(crate::hostroot::SERVER_TOKEN);
+        let on_disk = std::fs::read_to_string(&file).unwrap_or_default();
+        run.require(secret_of(&on_disk) == new, || format!("`{s}` does not run with the new token"));
+    }
+    let majority = right.servers / 2 + 1;
+    run.require(right.min_healthy >= majority, || {
+        format!("quorum lost: at one sample only {} of {} members answered", right.min_healthy, right.servers)
     });
     verify(ctx, run)
 }

@@ -42,6 +42,7 @@ pub const BUILTIN: &[&str] = &[
     "deploy-cut",
     "all-at-once",
     "rolling-no-transfer",
+    "token-rotation",
     recovery::NAME,
     rotation::NAME,
     replace::NAME,

@@ -23,6 +23,10 @@ fn wipe(dir: &Path) -> Result<(), LabError> {
 
 /// The hosts as the NixOS test double runs them: their roots and sshd, their generation,
 /// activation (`switch-to-configuration`) and installation (`nixos-anywhere`).
+/// What k3s says when started with a token its bootstrap data was not encrypted with.
+const TOKEN_REFUSED: &str =
+    "k3s: starting kubernetes: preparing server: bootstrap data already found and encrypted with different token";
+
 impl Supervisor {
     pub(super) fn inventory_host(&self, name: &str) -> Result<usize, LabError> {
         let i = self.host_index(name)?;
@@ -122,7 +126,14 @@ impl Supervisor {
         if !lock(&self.runtime).get(&host).is_some_and(|r| r.installed) {
             return Err(LabError::NotInstalled { host: self.plan.hosts[host].name.clone() });
         }
-        let broken = settings.fault == Fault::BreakServices;
+        // A server whose generation carries a token the cluster does not know: k3s refuses
+        // to start (its bootstrap data is encrypted with the cluster's token).
+        let refused = self.plan.hosts[host].is_server() && !self.token_is_the_clusters(&settings)?;
+        if refused {
+            self.log_line(host, TOKEN_REFUSED);
+        }
+        let carries_token = settings.token_sha256.is_some();
+        let broken = settings.fault == Fault::BreakServices || refused;
         {
             let mut rt = lock(&self.runtime);
             let r = rt.entry(host).or_default();
@@ -136,10 +147,42 @@ impl Supervisor {
             if !broken {
                 self.start_member(host, true, None)?;
                 self.wait_peer_serving(host, Duration::from_secs(10))?;
+                if carries_token {
+                    // k3s writes the token it started with where it keeps it.
+                    hostroot::write_server_token(&self.dir, &self.plan.hosts[host].name)?;
+                }
             }
         }
         lock(&self.runtime).entry(host).or_default().k3s_active = !broken;
         Ok(())
+    }
+
+    /// Whether `settings`' server token is the cluster's now (none: the lab's first token).
+    fn token_is_the_clusters(&self, settings: &Settings) -> Result<bool, LabError> {
+        let want = settings.token_sha256.as_deref().unwrap_or(&self.first_token_sha256);
+        Ok(generation::token_hash(&hostroot::lab_token(&self.dir)?) == want)
+    }
+
+    /// Appends `line` to the host's service log (what `n3x lab logs HOST` shows).
+    fn log_line(&self, host: usize, line: &str) {
+        use std::io::Write;
+        let log = self.dir.join("logs").join(format!("{}.log", self.plan.hosts[host].name));
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+
+    /// `k3s token rotate` on `host`: the cluster's server token becomes `new` (k3s
+    /// re-encrypts its bootstrap data with it). Every server must then restart with it.
+    pub(super) fn rotate_token(&self, host: usize, new: &str) -> Result<(), LabError> {
+        let h = &self.plan.hosts[host];
+        if !h.is_server() || !lock(&self.runtime).get(&host).is_some_and(|r| r.k3s_active) {
+            return Err(LabError::Command {
+                command: format!("k3s token rotate on {}", h.name),
+                stderr: "the API server at 127.0.0.1:6443 does not answer (k3s is not running here)".into(),
+            });
+        }
+        hostroot::set_lab_token(&self.dir, new)
     }
 
     fn stop_member(&self, host: usize) {
@@ -207,6 +250,14 @@ impl Supervisor {
             return Ok(());
         }
         if self.plan.hosts[host].is_server() {
+            let settings = lock(&self.runtime).get(&host).and_then(|r| r.settings.clone());
+            if settings.is_some_and(|s| !self.token_is_the_clusters(&s).unwrap_or(false)) {
+                self.log_line(host, TOKEN_REFUSED);
+                return Err(LabError::Command {
+                    command: format!("k3s server on {}", self.plan.hosts[host].name),
+                    stderr: TOKEN_REFUSED.into(),
+                });
+            }
             if self.data_dir(host).join("member").is_dir() {
                 self.start_member(host, true, None)?;
                 self.wait_peer_serving(host, Duration::from_secs(10))?;

@@ -186,6 +186,9 @@ pub struct Supervisor {
     /// How the supervisor, the probes and the scenarios reach members: mutual TLS with the
     /// lab's client certificate.
     etcd: etcd::Transport,
+    /// The hash of the server token the lab was made with: what a generation that names
+    /// no token carries.
+    first_token_sha256: String,
 }
 
 type SpawnReply = std::sync::mpsc::Sender<Result<Box<dyn Process>, LabError>>;
@@ -288,6 +291,7 @@ fn build(
 
     let probes = Probes::new(epoch, Duration::from_millis(opts.probe_interval_ms), plan.agents.len());
     let etcd_transport = crate::tls::lab_client(dir)?.transport()?;
+    let first_token_sha256 = crate::generation::token_hash(&crate::hostroot::lab_token(dir)?);
     let profiles: Vec<HostProfile> = plan.hosts.iter().map(|h| (h.index, h.profile, h.profile_name.clone())).collect();
     let sys_for_spawner = sys.clone();
     let sup = Supervisor {
@@ -307,6 +311,7 @@ fn build(
         host_locks: plan.hosts.iter().map(|_| Mutex::new(())).collect(),
         spawner: Spawner::new(sys_for_spawner),
         etcd: etcd_transport,
+        first_token_sha256,
     };
     events.step("applying link profiles");
     sup.set_profiles(profiles)?;
@@ -800,6 +805,10 @@ impl Supervisor {
                 self.cluster_reset(self.inventory_host(&host)?, &snapshot)?;
                 ok(self)
             }
+            Request::RotateToken { host, new } => {
+                self.rotate_token(self.inventory_host(&host)?, &new)?;
+                ok(self)
+            }
             Request::Destroy { host } => {
                 self.destroy(self.inventory_host(&host)?)?;
                 ok(self)
@@ -897,6 +906,7 @@ mod tests {
             host_locks: plan.hosts.iter().map(|_| Mutex::new(())).collect(),
             spawner: Spawner::new(Arc::new(sys.clone())),
             etcd: etcd::Transport::Plain,
+            first_token_sha256: String::new(),
         };
         (dir, sup)
     }
