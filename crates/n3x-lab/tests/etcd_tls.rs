@@ -35,9 +35,16 @@ struct Ports {
     peer: u16,
 }
 
-fn start(dir: &Path, name: &str, ports: &Ports, cluster: &str, state: &str, files: &tls::MemberFiles) -> Member {
+fn start(
+    dir: &Path,
+    (name, log): (&str, &str),
+    ports: &Ports,
+    cluster: &str,
+    state: &str,
+    files: &tls::MemberFiles,
+) -> Member {
     let data = dir.join(format!("{name}.etcd"));
-    let log = dir.join(format!("{name}.log"));
+    let log = dir.join(format!("{log}.log"));
     let child = Command::new("etcd")
         .arg(format!("--name={name}"))
         .arg(format!("--data-dir={}", data.display()))
@@ -72,10 +79,14 @@ fn wait_leader(t: &Transport, addr: SocketAddr) {
     }
 }
 
-/// The names of the members `addr` knows; a member added but never connected has none.
+/// The names of the members `addr` knows, sorted (etcd lists them by id); a member added
+/// but never connected has none.
 fn started_members(t: &Transport, addr: SocketAddr) -> Vec<String> {
     let r = http::post_json(t, addr, n3x_etcd::MEMBER_LIST, "{}", Duration::from_secs(2)).unwrap();
-    n3x_etcd::parse_members(&r.body).unwrap().into_iter().map(|m| m.name).filter(|n| !n.is_empty()).collect()
+    let mut names: Vec<String> =
+        n3x_etcd::parse_members(&r.body).unwrap().into_iter().map(|m| m.name).filter(|n| !n.is_empty()).collect();
+    names.sort();
+    names
 }
 
 #[test]
@@ -91,7 +102,7 @@ fn members_demand_the_lab_ca_from_clients_and_peers() {
     let lo = Ipv4Addr::LOCALHOST;
     let m1_files = tls::ensure_member(&lab, &base.join("m1-tls"), "m1", lo).unwrap();
     let p1 = Ports { client: free_port(), peer: free_port() };
-    let m1 = start(&base, "m1", &p1, &format!("m1=https://127.0.0.1:{}", p1.peer), "new", &m1_files);
+    let m1 = start(&base, ("m1", "m1"), &p1, &format!("m1=https://127.0.0.1:{}", p1.peer), "new", &m1_files);
     wait_leader(&good, m1.client);
 
     // Clients: the lab's certificate is served; none, or another CA's, is refused.
@@ -125,7 +136,7 @@ fn members_demand_the_lab_ca_from_clients_and_peers() {
     let cluster = format!("m1=https://127.0.0.1:{},m2={peer_url}", p1.peer);
     let wrong_dir = base.join("m2-wrong");
     tls::write_member(&impostor, &wrong_dir, "m2", lo, 30).unwrap();
-    let wrong = start(&base, "m2", &p2, &cluster, "existing", &tls::MemberFiles::in_dir(&wrong_dir));
+    let wrong = start(&base, ("m2", "m2-wrong"), &p2, &cluster, "existing", &tls::MemberFiles::in_dir(&wrong_dir));
     let watch = Instant::now() + Duration::from_secs(6);
     while Instant::now() < watch {
         assert_eq!(started_members(&good, m1.client), ["m1"], "a member with another CA's certificate joined");
@@ -143,7 +154,7 @@ fn members_demand_the_lab_ca_from_clients_and_peers() {
     // The control: the same member with the lab's certificate joins.
     let _ = std::fs::remove_dir_all(base.join("m2.etcd"));
     let right = tls::ensure_member(&lab, &base.join("m2-tls"), "m2", lo).unwrap();
-    let m2 = start(&base, "m2", &p2, &cluster, "existing", &right);
+    let m2 = start(&base, ("m2", "m2"), &p2, &cluster, "existing", &right);
     let deadline = Instant::now() + Duration::from_secs(20);
     while started_members(&good, m1.client) != ["m1", "m2"] {
         assert!(

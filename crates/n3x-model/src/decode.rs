@@ -313,6 +313,33 @@ impl Decoder {
         None
     }
 
+    /// A string that `check.0` accepts, else `check.1` (absent, or wrong with an
+    /// invalid-value diagnostic: "`VALUE` is not WHAT", with `label_help`).
+    fn formatted(
+        &mut self,
+        t: Table<'_, '_>,
+        key: &str,
+        check: (fn(&str) -> bool, &str),
+        what: &str,
+        label_help: (&str, &str),
+    ) -> Sp<String> {
+        let (valid, default) = check;
+        match self.string(t, key) {
+            Some(v) if valid(&v.value) => v,
+            Some(v) => {
+                self.invalid(
+                    Code::InvalidValue,
+                    v.span,
+                    format!("`{}` is not {what}", v.value),
+                    label_help.0,
+                    label_help.1.into(),
+                );
+                Sp::new(default.to_owned(), t.anchor())
+            }
+            None => Sp::new(default.to_owned(), t.anchor()),
+        }
+    }
+
     fn cidr(&mut self, t: Table<'_, '_>, key: &str) -> Option<Sp<Ipv4Net>> {
         let s = self.string(t, key)?;
         match s.value.parse::<Ipv4Net>() {
@@ -1043,34 +1070,20 @@ fn decode_addons(d: &mut Decoder, t: Table<'_, '_>) -> Addons {
     }
     if let Some(m) = d.sub(t, "monitoring", "addons.monitoring") {
         d.deny_unknown(m, &["enable", "retention", "storage", "size"]);
-        let retention = match d.string(m, "retention") {
-            Some(r) if valid_duration(&r.value) => r,
-            Some(r) => {
-                d.invalid(
-                    Code::InvalidValue,
-                    r.span.clone(),
-                    format!("`{}` is not a Prometheus retention", r.value),
-                    "expected a number and a unit",
-                    "write a duration such as `15d` or `12h` (units ms, s, m, h, d, w, y)".into(),
-                );
-                Sp::new(DEFAULT_RETENTION.into(), m.anchor())
-            }
-            None => Sp::new(DEFAULT_RETENTION.into(), m.anchor()),
-        };
-        let size = match d.string(m, "size") {
-            Some(s) if valid_quantity(&s.value) => s,
-            Some(s) => {
-                d.invalid(
-                    Code::InvalidValue,
-                    s.span.clone(),
-                    format!("`{}` is not a volume size", s.value),
-                    "expected a number and `Mi`, `Gi` or `Ti`",
-                    "write a Kubernetes quantity such as `20Gi`".into(),
-                );
-                Sp::new(DEFAULT_MONITORING_SIZE.into(), m.anchor())
-            }
-            None => Sp::new(DEFAULT_MONITORING_SIZE.into(), m.anchor()),
-        };
+        let retention = d.formatted(
+            m,
+            "retention",
+            (valid_duration, DEFAULT_RETENTION),
+            "a Prometheus retention",
+            ("expected a number and a unit", "write a duration such as `15d` or `12h` (units ms, s, m, h, d, w, y)"),
+        );
+        let size = d.formatted(
+            m,
+            "size",
+            (valid_quantity, DEFAULT_MONITORING_SIZE),
+            "a volume size",
+            ("expected a number and `Mi`, `Gi` or `Ti`", "write a Kubernetes quantity such as `20Gi`"),
+        );
         let storage = d.choice(m, "storage", MonitoringStorage::NAMES, MonitoringStorage::parse);
         out.monitoring = Some(Monitoring { enable: enable(d, m), retention, storage, size });
     }

@@ -258,6 +258,9 @@ fn bad_flags_are_usage_errors() {
         &["status", "--timeout", "0"],
         &["backup", "snapshot", "--cluster", "x"],
         &["backup", "frobnicate"],
+        &["certs"],
+        &["certs", "rotate", "--start-timeout", "0"],
+        &["certs", "rotate", "--cluster", "x"],
     ] {
         let o = n3x(&d, args, &[]);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
@@ -353,6 +356,25 @@ fn status_reports_every_member_and_the_leader_and_degraded_when_a_server_is_kill
         String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(lines.len() >= 2 && lines.iter().all(|l| l["verdict"] == "healthy"), "{}", text(&o));
 
+    // `certs rotate`: the plan runs nothing; the rotation renews every member's certificate
+    // (a new one: its serial changes), host by host, and the cluster stays healthy.
+    let o = n3x(&d, &["certs", "rotate", "--lab", "-f", &inv, "--plan"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("nothing was run (--plan)"), "{}", text(&o));
+    let cert = |h: &str| {
+        std::fs::read(format!("/run/n3x/opst/hosts/{h}/root/var/lib/rancher/k3s/server/tls/etcd/server-client.crt"))
+            .unwrap()
+    };
+    let before = cert("n100-1");
+    let o = n3x(&d, &["certs", "rotate", "--lab", "-f", &inv, "--json"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r = json(&o);
+    assert_eq!(r["ran"], true);
+    assert_eq!(r["steps"].as_array().unwrap().len(), 15, "{r}");
+    assert!(r["after"]["days"].as_i64().unwrap() >= n3x_lab::tls::MEMBER_DAYS - 1, "{r}");
+    assert_ne!(cert("n100-1"), before, "n100-1's certificate was not renewed");
+    assert_eq!(status().status.code(), Some(0));
+
     // Kill the leader's member: degraded (exit 9), the member unknown, the new leader named.
     let lab_dir = Path::new("/run/n3x/opst");
     n3x_lab::control::act(lab_dir, &n3x_lab::control::Request::Kill { host: leader.clone() }, Duration::from_secs(10))
@@ -380,6 +402,10 @@ fn status_reports_every_member_and_the_leader_and_degraded_when_a_server_is_kill
     assert_eq!(o.status.code(), Some(9));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("DEGRADED") && out.contains("quorum 2/3"), "{out}");
+    // A rotation now would restart a member of a cluster that has one to spare: refused.
+    let o = n3x(&d, &["certs", "rotate", "--lab", "-f", &inv], &[]);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    assert!(stderr(&o).contains("is not healthy") && stderr(&o).contains("--force"), "{}", text(&o));
 }
 
 /// Every file under a final name opens completely: no partial backup is ever visible.
