@@ -222,12 +222,22 @@ rec {
 
   # Ports each role must accept on the cluster network (k3s docs "Inbound rules"):
   # API/supervisor 6443, etcd client+peer 2379-2380 (servers), kubelet 10250,
-  # flannel VXLAN 8472/udp. Longhorn's iSCSI 3260 goes on the storage network.
-  firewall = h: {
-    clusterTCP = [ 10250 ] ++ (if isServer h then [ 6443 2379 2380 ] else [ ]);
-    clusterUDP = [ 8472 ];
-    storageTCP = [ 3260 ];
-  };
+  # flannel VXLAN 8472/udp. Longhorn's iSCSI 3260 goes on the storage network. With
+  # monitoring, Prometheus (a pod, masqueraded onto the cluster NIC) scrapes etcd's metrics
+  # on servers (2381) and node-exporter on every host (9100, host network).
+  firewall =
+    f: h:
+    let
+      monitoring = f.addons.monitoring.enable;
+    in
+    {
+      clusterTCP =
+        [ 10250 ]
+        ++ (if isServer h then [ 6443 2379 2380 ] else [ ])
+        ++ (if monitoring then [ 9100 ] ++ (if isServer h then [ 2381 ] else [ ]) else [ ]);
+      clusterUDP = [ 8472 ];
+      storageTCP = [ 3260 ];
+    };
 
   # --- k3s --------------------------------------------------------------------------
   # Everything k3s needs beyond `role`, `serverAddr`, `clusterInit` and `tokenFile` goes in
@@ -265,6 +275,15 @@ rec {
       maxBackups = f.security.audit.max_backups;
       maxSizeMb = f.security.audit.max_size_mb;
     };
+  };
+
+  # The sysctls kubelet checks under protect-kernel-defaults (model.rs `KERNEL_DEFAULTS`;
+  # facts.nix's `kernel_sysctls` when the inventory keeps it on).
+  kernelDefaults = {
+    "kernel.panic" = 10;
+    "kernel.panic_on_oops" = 1;
+    "vm.overcommit_memory" = 1;
+    "vm.panic_on_oom" = 0;
   };
 
   # Where the servers' admission and audit policy files live: /etc, written by

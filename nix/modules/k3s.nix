@@ -33,14 +33,28 @@ let
       ;
     etcd = cfg.etcd;
     inherit (cfg) secretsEncryption protectKernelDefaults tlsSan;
-    etcdExposeMetrics = d.etcdExposeMetrics;
+    # The add-on modules' options where they are imported, else the inventory's facts.
+    etcdExposeMetrics = addonOn "monitoring" d.etcdExposeMetrics;
     audit = {
       inherit (cfg.audit) enable logPath maxAgeDays maxBackups maxSizeMb;
     };
   };
   isServer = cfg.role == "server";
   facts = config.n3x.facts;
-  admission = n3xLib.admissionConfig (facts // { security = facts.security // { pod_security = cfg.podSecurity; }; });
+  addonOn = name: default: lib.attrByPath [ "n3x" "addons" name "enable" ] default config;
+  # The admission configuration exempts the namespaces of the add-ons that are on, as the
+  # add-on modules' options say.
+  admission = n3xLib.admissionConfig (
+    facts
+    // {
+      security = facts.security // { pod_security = cfg.podSecurity; };
+      addons = facts.addons // {
+        kyverno = addonOn "kyverno" facts.addons.kyverno;
+        longhorn = facts.addons.longhorn // { enable = addonOn "longhorn" facts.addons.longhorn.enable; };
+        monitoring = facts.addons.monitoring // { enable = addonOn "monitoring" facts.addons.monitoring.enable; };
+      };
+    }
+  );
   auditPolicy =
     if cfg.audit.policyFile != null then
       builtins.readFile cfg.audit.policyFile
@@ -144,7 +158,7 @@ in
     systemd.tmpfiles.rules = lib.optional (isServer && cfg.audit.enable) "d ${dirOf cfg.audit.logPath} 0700 root root -";
 
     # What kubelet checks under protect-kernel-defaults (k3s' hardening guide).
-    boot.kernel.sysctl = lib.mkIf cfg.protectKernelDefaults facts.security.kernel_sysctls;
+    boot.kernel.sysctl = lib.mkIf cfg.protectKernelDefaults n3xLib.kernelDefaults;
 
     environment.systemPackages = [ pkgs.iproute2 ];
   };

@@ -8,7 +8,7 @@ let
   cfg = config.n3x.network;
   host = config.n3x.host;
   facts = config.n3x.facts;
-  fw = n3xLib.firewall host;
+  fw = n3xLib.firewall config.n3x.facts host;
   storageNet = if facts.addons.longhorn.network != null then facts.addons.longhorn.network else "storage";
 in
 {

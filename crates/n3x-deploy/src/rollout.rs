@@ -43,7 +43,7 @@ pub struct Options {
     /// The k3s server token the new generations carry (decrypted from the secrets file);
     /// when it differs from the cluster's, `k3s token rotate` runs on the leader before any
     /// host is switched (see [`crate::token`]). None: the token is not checked.
-    pub server_token: Option<String>,
+    pub server_token: Option<crate::token::Token>,
 }
 
 impl Options {
@@ -194,17 +194,7 @@ pub fn deploy(
     step(&events, Some(&lock_host.name), Phase::Lock, "taking the deploy lock");
     take_lock(ask, lock_host, &id, &opts.owner, resumed.is_some())?;
 
-    // A new server token is rotated into the cluster before any host switches to it: a
-    // server restarted with a token the cluster does not know refuses to start.
-    if let Some(new) = &opts.server_token {
-        if let Err(e) =
-            crate::token::rotate_if_changed(ask, spec, &selected, new, &mut |m| step(&events, None, Phase::Token, m))
-        {
-            let _ = ask.run(lock_host, "releasing the deploy lock", &commands::lock_release(opts.command_timeout));
-            return Err(e.into());
-        }
-    }
-    let journal = match resumed {
+    let mut journal = match resumed {
         Some(r) => Journal::resume(&opts.journal, r),
         None => match new_journal(ask, spec, &selected, &targets, opts, &id, &events) {
             Ok(j) => j,
@@ -214,6 +204,29 @@ pub fn deploy(
             }
         },
     };
+    // A new server token is rotated into the cluster before any host switches to it (a
+    // server restarted with a token the cluster does not know refuses to start), and only
+    // once the plan is made and journaled, so a refused plan changes nothing.
+    if let Some(new) = &opts.server_token {
+        let rotated = if opts.goal == Goal::Boot {
+            Err(DeployError::Refused {
+                reasons: vec![
+                    "the server token changed: `--goal boot` would leave the servers on the old token until they \
+                     reboot, after the cluster has the new one; deploy with `--goal switch`"
+                        .into(),
+                ],
+            })
+        } else {
+            crate::token::rotate_if_changed(ask, spec, &selected, new.expose(), &mut |m| {
+                step(&events, None, Phase::Token, m)
+            })
+        };
+        if let Err(e) = rotated {
+            let _ = journal.finish(Finish::Abandoned);
+            let _ = ask.run(lock_host, "releasing the deploy lock", &commands::lock_release(opts.command_timeout));
+            return Err(e.into());
+        }
+    }
     let mut run = Run {
         spec,
         ask,

@@ -17,15 +17,37 @@
 use crate::observe::{Ask, ClusterView};
 use crate::{ClusterSpec, DeployError, HostSpec, commands};
 
+/// A server token held in memory: never printed (its `Debug` is redacted).
+#[derive(Clone)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(token: impl Into<String>) -> Token {
+        Token(token.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(redacted)")
+    }
+}
+
 /// The secret part of a k3s token, full (`K10...::server:SECRET`) or short.
 pub fn secret_of(token: &str) -> &str {
     let t = token.trim();
     t.split_once("::").map_or(t, |(_, creds)| creds.split_once(':').map_or(creds, |(_, secret)| secret))
 }
 
-/// Rotates `new` into the cluster unless the cluster's token already is it. Every server
-/// must be in `selected` (each must restart with the new token). Returns the server the
-/// rotation ran on, if it ran.
+/// Rotates `new` into the cluster unless the cluster already has it: the leader's token
+/// file holds it, or any server's does (k3s rewrites the token file of the server the
+/// rotation ran on, so a resumed deploy does not rotate twice). Every server must be in
+/// `selected` (each must restart with the new token). Returns the server the rotation ran
+/// on, if it ran.
 pub fn rotate_if_changed(
     ask: Ask<'_>,
     spec: &ClusterSpec,
@@ -38,7 +60,12 @@ pub fn rotate_if_changed(
         reasons: vec!["no etcd leader: the server token cannot be checked or rotated".into()],
     })?;
     let current = ask.run(via, "reading the cluster's server token", &commands::read_token(ask.timeout))?;
-    if secret_of(&current) == secret_of(new) {
+    let has_new = |t: &str| secret_of(t) == secret_of(new);
+    if has_new(&current)
+        || spec.servers().filter(|s| s.name != via.name).any(|s| {
+            ask.run(s, "reading the server token", &commands::read_token(ask.timeout)).is_ok_and(|t| has_new(&t))
+        })
+    {
         return Ok(None);
     }
     let missing: Vec<&str> =
@@ -105,6 +132,24 @@ mod tests {
         assert_eq!(host, "n100-1");
         // Neither token is in n3x's argv: they go over standard input.
         assert!(!argv.iter().any(|a| a.contains("oldsecret") || a.contains("newsecret")), "{argv:?}");
+    }
+
+    /// A deploy resumed after the rotation ran on a server that is not the leader now: that
+    /// server's token file has the new token, so it is not rotated again.
+    #[test]
+    fn a_rotation_already_done_on_another_server_is_not_repeated() {
+        let spec = reference();
+        let all: Vec<&HostSpec> = spec.hosts.iter().collect();
+        let f = healthy();
+        with_token(&f);
+        f.on(|t, argv| {
+            (t.host == "n100-2" && argv[0] == "cat" && argv[1].ends_with("/server/token"))
+                .then(|| fake::ok("K10abcdef0123::server:newsecret\n"))
+        });
+        let ask = Ask { remote: &f, timeout: Duration::from_secs(1) };
+        assert_eq!(rotate_if_changed(ask, &spec, &all, "newsecret", &mut |_| {}).unwrap(), None);
+        assert!(f.calls().iter().all(|(_, argv)| !argv.iter().any(|a| a.contains("token rotate"))));
+        assert_eq!(format!("{:?}", Token::new("newsecret")), "Token(redacted)");
     }
 
     #[test]

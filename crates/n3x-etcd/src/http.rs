@@ -164,12 +164,7 @@ fn exchange(s: &mut Stream, req: &str) -> std::io::Result<Response> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        let n = match s.read(&mut buf) {
-            Ok(n) => n,
-            // A TLS peer that closes without close_notify after a complete answer.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && is_complete(&raw) => 0,
-            Err(e) => return Err(e),
-        };
+        let n = s.read(&mut buf)?;
         if n == 0 {
             break;
         }

@@ -144,7 +144,15 @@ pub fn rotate(
             let i = n * 3 + k;
             let s = Instant::now();
             progress(&format!("{}: {}", h.name, steps[i].what));
-            ask.remote.run_ok(&h.target(), &cmd).map_err(|e| fail(&steps[i].what, e.to_string()))?;
+            let ran = ask.remote.run_ok(&h.target(), &cmd).map_err(|e| fail(&steps[i].what, e.to_string()));
+            if let Err(e) = ran {
+                // Stopped by us and not rotated: start it again on its old certificates, so a
+                // failed rotation leaves no host down.
+                if k == 1 {
+                    let _ = ask.remote.run_ok(&h.target(), &commands::k3s_start(long));
+                }
+                return Err(e);
+            }
             if k == 2 {
                 let back = if h.server {
                     wait_member(ask, h, opts.start_timeout)
@@ -239,7 +247,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failing_step_names_itself_and_can_be_run_again() {
+    fn a_failing_step_names_itself_and_leaves_no_host_down() {
         let f = healthy();
         f.on(|t, argv| {
             (t.host == "n100-3" && argv.get(1).is_some_and(|a| a == "certificate"))
@@ -249,5 +257,9 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("n100-3") && msg.contains("rotate its certificates"), "{msg}");
         assert_eq!(e.kind(), crate::Kind::Interrupted);
+        // The k3s it stopped is started again.
+        let calls = f.calls();
+        let last = calls.iter().rev().find(|(h, _)| h == "n100-3").unwrap();
+        assert_eq!(last.1[..2], ["systemctl".to_string(), "start".to_string()], "n100-3 was left stopped");
     }
 }

@@ -143,7 +143,9 @@ impl OperateError {
                 "bring every server back first (`n3x status` names what is wrong); `--force` rotates anyway".into()
             }
             OperateError::Rotate { .. } => {
-                "fix the cause above, then run `n3x certs rotate` again: every step is safe to repeat".into()
+                "fix the cause above, then run `n3x certs rotate` again (with `--force` while a member still does not \
+                 answer): every step is safe to repeat"
+                    .into()
             }
             OperateError::Secrets(e) => e.help(),
         }

@@ -584,9 +584,10 @@ pub fn parse_encryption_status(out: &str) -> Result<bool, String> {
         .lines()
         .find_map(|l| l.trim().strip_prefix("Encryption Status:"))
         .ok_or("no `Encryption Status:` line in the answer")?;
+    // k3s says `Disabled, no configuration file found` for a cluster started without it.
     match status.trim() {
-        "Enabled" => Ok(true),
-        "Disabled" => Ok(false),
+        s if s.starts_with("Enabled") => Ok(true),
+        s if s.starts_with("Disabled") => Ok(false),
         other => Err(format!("unknown encryption status `{other}`")),
     }
 }
@@ -721,7 +722,8 @@ mod tests {
     fn secrets_encryption_off_against_the_inventory_is_a_problem() {
         let f = cluster();
         f.on(|_, argv| {
-            (argv[0] == "k3s" && argv[1] == "secrets-encrypt").then(|| fake::ok("Encryption Status: Disabled\n"))
+            (argv[0] == "k3s" && argv[1] == "secrets-encrypt")
+                .then(|| fake::ok("Encryption Status: Disabled, no configuration file found\n"))
         });
         let r = run(&f, &ctx());
         assert_eq!(r.secrets_encryption.known(), Some(&false));
@@ -731,6 +733,7 @@ mod tests {
         c.lab = true;
         assert!(matches!(run(&f, &c).secrets_encryption, Fact::NotApplicable { .. }));
         assert_eq!(parse_encryption_status("Encryption Status: Enabled\nCurrent Rotation Stage: start"), Ok(true));
+        assert_eq!(parse_encryption_status("Encryption Status: Disabled\nCurrent Rotation Stage: start"), Ok(false));
         assert!(parse_encryption_status("Encryption Status: Maybe").is_err());
         assert!(parse_encryption_status("").is_err());
     }

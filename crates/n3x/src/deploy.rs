@@ -85,7 +85,7 @@ fn progress_events(p: &Mutex<Progress>) -> impl FnMut(Event) + Send + '_ {
 /// inventory, decrypted with the admin key), for the deploy to rotate into the cluster
 /// when `n3x secrets rotate` changed it. None when there is no secrets file; None with a
 /// note when it cannot be decrypted here (the deploy then cannot rotate it).
-fn server_token(inv: &InventoryArg, resolved: &n3x_model::Resolved) -> Option<String> {
+fn server_token(inv: &InventoryArg, resolved: &n3x_model::Resolved) -> Option<n3x_deploy::token::Token> {
     let path = inv.file.clone().unwrap_or_else(|| std::path::PathBuf::from("n3x.toml"));
     if path == std::path::Path::new("-") || !path.is_file() {
         return None;
@@ -98,7 +98,7 @@ fn server_token(inv: &InventoryArg, resolved: &n3x_model::Resolved) -> Option<St
     let token = n3x_secrets::repo::admin_identities(None, n3x_secrets::locations::admin_key_file(&env))
         .and_then(|ids| n3x_secrets::repo::decrypt(&file, &ids, n3x_secrets::plan::K3S_TOKEN));
     match token {
-        Ok(t) => Some(t.to_string()),
+        Ok(t) => Some(n3x_deploy::token::Token::new(t.as_str())),
         Err(e) => {
             eprintln!(
                 "note: the server token in {} was not compared with the cluster's ({e}); after `n3x secrets rotate`, \
@@ -149,7 +149,11 @@ pub fn deploy(a: &DeployArgs) -> Result<u8, Error> {
     let builder: Box<dyn Builder> = match &t.lab {
         Some(lab) => {
             let faults = rehearse::parse_faults(&a.lab_fault, &t.spec)?;
-            Box::new(lab.builder(lab.settings_with_token(Some(&resolved), &faults, opts.server_token.as_deref())))
+            Box::new(lab.builder(lab.settings_with_token(
+                Some(&resolved),
+                &faults,
+                opts.server_token.as_ref().map(|t| t.expose()),
+            )))
         }
         None => Box::new(NixBuilder { nix: "nix".into(), flake: a.flake.clone(), ssh_opts: Vec::new() }),
     };

@@ -759,7 +759,8 @@ fn monitoring_and_admission_follow_the_facts() {
         let facts = show_json(&inv);
         let v = lib_eval(
             &inv,
-            "{ chart = (l.manifests f { }).monitoring; admission = l.admissionConfig f; policy = l.defaultAuditPolicy; }",
+            "{ chart = (l.manifests f { }).monitoring; admission = l.admissionConfig f; policy = l.defaultAuditPolicy; \
+             kernel = l.kernelDefaults; firewall = map (l.firewall f) f.hosts; }",
         );
         let values: Value = serde_json::from_str(v["chart"]["spec"]["valuesContent"].as_str().unwrap()).unwrap();
         let servers: Vec<&Value> = facts["hosts"]
@@ -797,6 +798,18 @@ fn monitoring_and_admission_follow_the_facts() {
         assert_eq!(pss["exemptions"]["namespaces"], serde_json::json!(want), "{}", inv.display());
         assert!(plugins.iter().any(|p| p["name"] == "EventRateLimit"));
 
+        // The sysctls the module sets are the ones the facts name when protection is on.
+        if facts["security"]["protect_kernel_defaults"] == true {
+            assert_eq!(v["kernel"], facts["security"]["kernel_sysctls"]);
+        }
+        // Prometheus' scrapes get through the hosts' firewalls: etcd's metrics on servers,
+        // node-exporter everywhere.
+        for (h, fw) in facts["hosts"].as_array().unwrap().iter().zip(v["firewall"].as_array().unwrap()) {
+            let tcp = fw["clusterTCP"].as_array().unwrap();
+            let on = m["enable"] == true;
+            assert_eq!(tcp.contains(&serde_json::json!(9100)), on, "{}: {tcp:?}", h["name"]);
+            assert_eq!(tcp.contains(&serde_json::json!(2381)), on && h["role"] == "server", "{}: {tcp:?}", h["name"]);
+        }
         // The default audit policy never logs a request or response body.
         for r in v["policy"]["rules"].as_array().unwrap() {
             assert!(matches!(r["level"].as_str(), Some("None" | "Metadata")), "{r}");

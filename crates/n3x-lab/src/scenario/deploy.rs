@@ -343,7 +343,8 @@ fn bad_deploy(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal) -> Result<(), LabEr
 /// in the wrong order, as a control: generations carrying the new token without k3s's
 /// rotation; the first server's k3s refuses to start and the deploy takes it back. Then
 /// with the deploy's token step: `k3s token rotate` on the leader, then every server
-/// restarted on the new token one at a time, then the agents. Passes when the wrong order
+/// restarted on the new token one at a time (the lab does not model the agent token: the
+/// agents' generations do not change). Passes when the wrong order
 /// changed nothing (rolled back, the cluster's token the old one), the right order put
 /// every server on the new token with quorum kept, and no acknowledged write is lost.
 fn token_rotation(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal) -> Result<(), LabError> {
@@ -391,11 +392,18 @@ fn token_rotation(ctx: &mut Ctx, run: &mut Run, lab: &Rehearsal) -> Result<(), L
     (ctx.on_step)("the right order: n3x deploy rotates the token, then restarts each server on it");
     let rotated = std::sync::Arc::new(AtomicBool::new(false));
     let seen = rotated.clone();
-    let right = deploy(ctx, lab, targets.clone(), &[], |o| o.server_token = Some(new.clone()), &mut move |e| {
-        if matches!(e, Event::Step { phase: Phase::Token, .. }) {
-            seen.store(true, Ordering::SeqCst);
-        }
-    })?;
+    let right = deploy(
+        ctx,
+        lab,
+        targets.clone(),
+        &[],
+        |o| o.server_token = Some(n3x_deploy::token::Token::new(new.as_str())),
+        &mut move |e| {
+            if matches!(e, Event::Step { phase: Phase::Token, .. }) {
+                seen.store(true, Ordering::SeqCst);
+            }
+        },
+    )?;
     report_gap(ctx, run, &right)?;
     run.require(rotated.load(Ordering::SeqCst), || "the deploy did not rotate the token".into());
     match &right.result {

@@ -21,12 +21,12 @@ fn wipe(dir: &Path) -> Result<(), LabError> {
     }
 }
 
-/// The hosts as the NixOS test double runs them: their roots and sshd, their generation,
-/// activation (`switch-to-configuration`) and installation (`nixos-anywhere`).
 /// What k3s says when started with a token its bootstrap data was not encrypted with.
 const TOKEN_REFUSED: &str =
     "k3s: starting kubernetes: preparing server: bootstrap data already found and encrypted with different token";
 
+/// The hosts as the NixOS test double runs them: their roots and sshd, their generation,
+/// activation (`switch-to-configuration`) and installation (`nixos-anywhere`).
 impl Supervisor {
     pub(super) fn inventory_host(&self, name: &str) -> Result<usize, LabError> {
         let i = self.host_index(name)?;
@@ -182,7 +182,9 @@ impl Supervisor {
                 stderr: "the API server at 127.0.0.1:6443 does not answer (k3s is not running here)".into(),
             });
         }
-        hostroot::set_lab_token(&self.dir, new)
+        hostroot::set_lab_token(&self.dir, new)?;
+        // k3s rewrites the token file of the server the rotation ran on.
+        hostroot::write_server_token(&self.dir, &h.name)
     }
 
     fn stop_member(&self, host: usize) {
@@ -207,7 +209,13 @@ impl Supervisor {
         if let Some(k) = host_key {
             hostroot::set_host_key(&root, k)?;
         }
-        let settings = Settings::of(&self.plan, h, &self.opts.k3s_version);
+        let mut settings = Settings::of(&self.plan, h, &self.opts.k3s_version);
+        // A server installed after a token rotation carries the cluster's token now (a real
+        // install builds from the current secrets).
+        let token = generation::token_hash(&hostroot::lab_token(&self.dir)?);
+        if h.is_server() && token != self.first_token_sha256 {
+            settings.token_sha256 = Some(token);
+        }
         let path = generation::write(&root.join("nix/store"), &settings)?;
         generation::install_first(&root, &path)?;
         {
@@ -251,7 +259,11 @@ impl Supervisor {
         }
         if self.plan.hosts[host].is_server() {
             let settings = lock(&self.runtime).get(&host).and_then(|r| r.settings.clone());
-            if settings.is_some_and(|s| !self.token_is_the_clusters(&s).unwrap_or(false)) {
+            let refused = match settings {
+                Some(s) => !self.token_is_the_clusters(&s)?,
+                None => false,
+            };
+            if refused {
                 self.log_line(host, TOKEN_REFUSED);
                 return Err(LabError::Command {
                     command: format!("k3s server on {}", self.plan.hosts[host].name),
@@ -312,10 +324,10 @@ impl Supervisor {
         Ok(())
     }
 
-    /// A disaster on a server: its member killed, its data gone.
     /// The host is lost: a server's member killed and its data wiped; an agent's k3s state
-    /// and generations wiped and its workload (the probe) stopped until it is installed
-    /// again, as a failed board would be replaced.
+    /// (`/var/lib`) wiped and its workload (the probe) stopped until it is installed again,
+    /// as a failed board would be replaced. Its sshd keeps answering: the new board's
+    /// installer is what `n3x install` reaches.
     pub(super) fn destroy(&self, host: usize) -> Result<(), LabError> {
         let _one_at_a_time = lock(&self.host_locks[host]);
         if self.plan.hosts[host].is_server() {
