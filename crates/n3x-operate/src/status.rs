@@ -1,9 +1,10 @@
 //! `n3x status`: what every host runs and how the cluster is, asked over SSH with the
 //! deployer's questions ([`n3x_deploy::observe::Ask`]), judged here.
 //!
-//! A fact is known, not applicable (the lab has no NixOS generations), or unknown (the
-//! question failed, with why): never guessed. The verdict is healthy, degraded (with every
-//! problem named) or unreachable (no server answered over SSH, so nothing can be judged).
+//! A fact is known, not applicable (an agent's etcd member; the lab's secrets
+//! encryption), or unknown (the question failed, with why): never guessed. The verdict is
+//! healthy, degraded (with every problem named) or unreachable (no server answered over
+//! SSH, so nothing can be judged).
 
 use std::time::Instant;
 

@@ -93,8 +93,9 @@ pub enum Command {
     /// (what the last deploy put there: drift, reboot pending); k3s active; node Ready; for
     /// servers the etcd member (leader, raft entries behind the leader, db size, alarms);
     /// the last deploy. Per cluster: quorum, leader, learners, the newest backup's age, days
-    /// until the first k3s certificate expires. A fact is shown, or `n/a` (the lab has no
-    /// k3s certificates), or `?` with why it is unknown: never guessed.
+    /// until the first k3s certificate expires, secrets encryption. A fact is shown, or
+    /// `n/a` (an agent's etcd member; secrets encryption in the lab, which has no API
+    /// server), or `?` with why it is unknown: never guessed.
     ///
     /// Exit status: 0 healthy; 9 degraded (every problem listed); 10 no server answers over
     /// SSH; 2 bad usage.
