@@ -144,6 +144,14 @@ pub fn post_json(
     request(t, addr, &req, timeout)
 }
 
+/// Whether the member at `addr` answers its status with a leader (ready to serve).
+pub fn has_leader(t: &Transport, addr: SocketAddr, timeout: Duration) -> bool {
+    post_json(t, addr, crate::STATUS, "{}", timeout)
+        .ok()
+        .and_then(|r| crate::parse_status(&r.body).ok())
+        .is_some_and(|s| s.leader != 0)
+}
+
 /// GETs `path` at `addr`, bounded by `timeout` like `post_json`.
 pub fn get(t: &Transport, addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<Response> {
     request(t, addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"), timeout)

@@ -54,11 +54,7 @@ fn start(dir: &Path, name: &str, tls: Option<&tls::MemberFiles>) -> (Member, Soc
 fn wait_ready(t: &Transport, addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let ok = http::post_json(t, addr, n3x_etcd::STATUS, "{}", Duration::from_secs(1))
-            .ok()
-            .and_then(|r| n3x_etcd::parse_status(&r.body).ok())
-            .is_some_and(|s| s.leader != 0);
-        if ok {
+        if http::has_leader(t, addr, Duration::from_secs(1)) {
             return;
         }
         assert!(Instant::now() < deadline, "etcd at {addr} did not become ready");

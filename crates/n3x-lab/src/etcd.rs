@@ -14,21 +14,10 @@ pub use n3x_etcd::http::Transport;
 pub use n3x_etcd::{CLIENT_PORT, PEER_PORT};
 
 /// The command line of `host`'s member. `existing` restarts a member on its old data;
-/// `timings` are the heartbeat and election timeout of the host's running generation.
-/// Members listen on the host's loopback too, where k3s's own clients reach them.
-pub fn args(
-    plan: &LabPlan,
-    host: &HostPlan,
-    data_dir: &Path,
-    tls: &MemberFiles,
-    existing: bool,
-    timings: EtcdTimings,
-) -> Vec<String> {
-    args_with_cluster(plan, host, data_dir, tls, existing, timings, &plan.initial_cluster())
-}
-
-/// [`args`] with an explicit `--initial-cluster` (a member joining a running cluster
-/// names the members it was told about by `member add`).
+/// `timings` are the heartbeat and election timeout of the host's running generation;
+/// `initial_cluster` is the lab's whole cluster, or for a member joining a running one the
+/// members its `member add` named. Members listen on the host's loopback too, where k3s's
+/// own clients reach them.
 pub fn args_with_cluster(
     plan: &LabPlan,
     host: &HostPlan,

@@ -73,7 +73,7 @@ fn status(t: &Transport, addr: SocketAddr) -> Result<n3x_etcd::Status, String> {
 
 fn wait_leader(t: &Transport, addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while status(t, addr).map_or(true, |s| s.leader == 0) {
+    while !http::has_leader(t, addr, Duration::from_secs(2)) {
         assert!(Instant::now() < deadline, "no leader: {:?}", status(t, addr));
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -162,17 +162,7 @@ pub fn restore_and_read(path: &Path, snapshot: &[u8], tools: &Tools) -> Result<R
     let addr = SocketAddr::from(([127, 0, 0, 1], client));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let up = n3x_etcd::http::post_json(
-            &n3x_etcd::http::Transport::Plain,
-            addr,
-            n3x_etcd::STATUS,
-            "{}",
-            Duration::from_secs(1),
-        )
-        .ok()
-        .and_then(|r| n3x_etcd::parse_status(&r.body).ok())
-        .is_some_and(|st| st.leader != 0);
-        if up {
+        if n3x_etcd::http::has_leader(&n3x_etcd::http::Transport::Plain, addr, Duration::from_secs(1)) {
             break;
         }
         if let Some(Ok(Some(status))) = s.member.as_mut().map(Child::try_wait) {

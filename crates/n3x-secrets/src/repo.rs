@@ -443,6 +443,22 @@ pub fn decrypt(file: &Path, ids: &Identities, key_path: &str) -> Result<Zeroizin
     }
 }
 
+/// The k3s server token in the secrets file `secrets_file` (relative to the inventory at
+/// `inventory`), decrypted with the admin identity at `key`: what a deploy compares with
+/// the cluster's token. None when the inventory has no secrets file yet.
+pub fn server_token(
+    inventory: &Path,
+    secrets_file: &str,
+    key: Option<PathBuf>,
+) -> Result<Option<Zeroizing<String>>, Error> {
+    let file = inventory.parent().unwrap_or(Path::new(".")).join(secrets_file);
+    if !file.is_file() {
+        return Ok(None);
+    }
+    let ids = admin_identities(None, key)?;
+    decrypt(&file, &ids, K3S_TOKEN).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -467,6 +483,23 @@ mod tests {
         assert!(same_recipients(&s(&["a", "b"]), &s(&["b", "a"])));
         assert!(!same_recipients(&s(&["a", "b"]), &s(&["a", "c"])));
         assert!(!same_recipients(&s(&["a"]), &s(&["a", "a"])));
+    }
+
+    #[test]
+    fn the_server_token_is_read_for_a_deploy_only_when_there_is_one() {
+        let d = tempfile::tempdir().unwrap();
+        let mut r = repo(d.path());
+        let inv = d.path().join("n3x.toml");
+        let key = d.path().join("keys/admin.txt");
+        assert!(server_token(&inv, "secrets/k3s.yaml", Some(key.clone())).unwrap().is_none(), "no file yet");
+        r.init(&key).unwrap();
+        r.tokens(false, &mut || panic!("new tokens need no key")).unwrap();
+        let ids = read_identities(&key).unwrap();
+        let file = d.path().join("secrets/k3s.yaml");
+        let want = decrypt(&file, &ids, K3S_TOKEN).unwrap();
+        assert_eq!(server_token(&inv, "secrets/k3s.yaml", Some(key)).unwrap().unwrap(), want);
+        let missing = server_token(&inv, "secrets/k3s.yaml", Some(d.path().join("nope.txt")));
+        assert!(matches!(missing, Err(Error::NoAdminKey { .. })), "{missing:?}");
     }
 
     #[test]

@@ -90,20 +90,14 @@ fn server_token(inv: &InventoryArg, resolved: &n3x_model::Resolved) -> Option<n3
     if path == std::path::Path::new("-") || !path.is_file() {
         return None;
     }
-    let file = path.parent().unwrap_or(std::path::Path::new(".")).join(&resolved.secrets.file);
-    if !file.is_file() {
-        return None;
-    }
-    let env = |k: &str| std::env::var_os(k);
-    let token = n3x_secrets::repo::admin_identities(None, n3x_secrets::locations::admin_key_file(&env))
-        .and_then(|ids| n3x_secrets::repo::decrypt(&file, &ids, n3x_secrets::plan::K3S_TOKEN));
-    match token {
-        Ok(t) => Some(n3x_deploy::token::Token::new(t.as_str())),
+    let key = n3x_secrets::locations::admin_key_file(&|k| std::env::var_os(k));
+    match n3x_secrets::repo::server_token(&path, &resolved.secrets.file, key) {
+        Ok(t) => t.map(|t| n3x_deploy::token::Token::new(t.as_str())),
         Err(e) => {
             eprintln!(
                 "note: the server token in {} was not compared with the cluster's ({e}); after `n3x secrets rotate`, \
                  deploy with the admin key (SOPS_AGE_KEY_FILE) so the deploy rotates it into the cluster first",
-                file.display()
+                path.parent().unwrap_or(std::path::Path::new(".")).join(&resolved.secrets.file).display()
             );
             None
         }

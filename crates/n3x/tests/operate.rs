@@ -60,17 +60,7 @@ fn etcd(data: &Path) -> Etcd {
         .unwrap();
     let addr = SocketAddr::from(([127, 0, 0, 1], client));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while n3x_etcd::http::post_json(
-        &n3x_etcd::http::Transport::Plain,
-        addr,
-        n3x_etcd::STATUS,
-        "{}",
-        Duration::from_secs(1),
-    )
-    .ok()
-    .and_then(|r| n3x_etcd::parse_status(&r.body).ok())
-    .is_none_or(|s| s.leader == 0)
-    {
+    while !n3x_etcd::http::has_leader(&n3x_etcd::http::Transport::Plain, addr, Duration::from_secs(1)) {
         assert!(Instant::now() < deadline, "etcd did not start");
         std::thread::sleep(Duration::from_millis(20));
     }

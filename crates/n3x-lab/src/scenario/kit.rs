@@ -62,6 +62,21 @@ pub fn status(dir: &Path) -> Result<LabStatus, LabError> {
     control::status(dir)
 }
 
+/// Wall-clock seconds since the epoch (what backups and certificate expiry are judged by).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// `n3x status` of the lab, over its SSH, as `n3x status --lab` asks it (no journal, no
+/// backup directory).
+pub(crate) fn operator_status(
+    ask: n3x_deploy::observe::Ask<'_>,
+    spec: &n3x_deploy::ClusterSpec,
+) -> n3x_operate::status::Report {
+    let ctx = n3x_operate::status::Context { lab: true, journal: None, newest_backup: None, now_unix: unix_now() };
+    n3x_operate::status::collect(ask, spec, &ctx)
+}
+
 /// The lab's clock now (milliseconds since the supervisor started), as the write log uses.
 pub(crate) fn now_ms(ctx: &Ctx) -> Result<f64, LabError> {
     Ok(status(ctx.dir)?.now_ms)

@@ -8,14 +8,14 @@
 //! design) and the recovery time.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use n3x_deploy::observe::Ask;
 use n3x_operate::OperateError;
 use n3x_operate::backup::{self, RestoreOptions, SnapshotOptions};
 
 use super::kit::{
-    Ctx, Request, Run, agents, at, first_acks_after, now_ms, server_names, verify_result, wait_for, writes,
+    Ctx, Request, Run, agents, at, first_acks_after, now_ms, server_names, unix_now, verify_result, wait_for, writes,
 };
 use crate::error::LabError;
 use crate::rehearse::Rehearsal;
@@ -55,7 +55,7 @@ pub(super) fn run(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
         recipients: vec![recipient],
         from: None,
         timeout: Duration::from_secs(10),
-        now_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        now_unix: unix_now(),
     };
     let taken = match backup::snapshot(ask, &lab.spec, &opts, &mut |_| {}) {
         Ok(t) => t,

@@ -8,12 +8,12 @@
 //! The replaced agent is the last one (on the reference cluster a Jetson).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use n3x_deploy::observe::Ask;
-use n3x_operate::status::{self, Context, Verdict};
+use n3x_operate::status::Verdict;
 
-use super::kit::{Ctx, Request, Run, agents, at, first_acks_after, now_ms, verify, wait_for, writes};
+use super::kit::{Ctx, Request, Run, agents, at, first_acks_after, now_ms, operator_status, verify, wait_for, writes};
 use crate::error::LabError;
 use crate::rehearse::Rehearsal;
 
@@ -28,16 +28,12 @@ pub(super) fn run(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
     let others: Vec<String> = all.iter().filter(|a| **a != gone).cloned().collect();
     let lab = Rehearsal::open(ctx.dir, None)?;
     let ask = Ask { remote: &lab.ssh, timeout: Duration::from_secs(10) };
-    let status_now = || {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        status::collect(ask, &lab.spec, &Context { lab: true, journal: None, newest_backup: None, now_unix: now })
-    };
 
     (ctx.on_step)(&format!("{gone}'s board dies: its host is destroyed"));
     let lost_at = at(ctx, Request::Destroy { host: gone.clone() })?;
     // The cluster carries on without it for a while.
     std::thread::sleep(Duration::from_secs(2));
-    let during = status_now();
+    let during = operator_status(ask, &lab.spec);
     let named = during.problems.iter().any(|p| p.contains(&gone));
     run.require(during.verdict == Verdict::Degraded && named, || {
         format!("status did not name the lost agent: {:?} {:?}", during.verdict, during.problems)
@@ -86,7 +82,7 @@ pub(super) fn run(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
         Some(t) => run.metric("back_after_install_ms", t - to),
         None => run.failures.push(format!("`{gone}` did not write again within 20 s of its install")),
     }
-    let after = status_now();
+    let after = operator_status(ask, &lab.spec);
     run.require(after.verdict == Verdict::Healthy, || {
         format!("not healthy after the replacement: {:?} {:?}", after.verdict, after.problems)
     });

@@ -9,23 +9,19 @@
 //! lab's CA to expire in 20 days (a stand-in for eleven months passing), which etcd picks
 //! up on its next connection, as a real certificate's age would be.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use n3x_deploy::observe::Ask;
 use n3x_operate::certs::{self, RotateOptions};
-use n3x_operate::status::{self, Context, Verdict};
+use n3x_operate::status::Verdict;
 
-use super::kit::{Ctx, Run, agents, now_ms, verify, writes};
+use super::kit::{Ctx, Run, agents, now_ms, operator_status, unix_now, verify, writes};
 use crate::error::LabError;
 use crate::rehearse::Rehearsal;
 
 pub const NAME: &str = "cert-rotation";
 /// How close to expiry the staged certificates are (status warns under 30 days).
 const STAGED_DAYS: i64 = 20;
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
 
 pub(super) fn run(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
     let lab = Rehearsal::open(ctx.dir, None)?;
@@ -37,11 +33,7 @@ pub(super) fn run(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
         let dir = crate::generation::host_root(ctx.dir, &h.name).join(crate::tls::ETCD_TLS);
         crate::tls::renew_member(&dir, &h.name, h.cluster_ip, STAGED_DAYS)?;
     }
-    let status_now = |ask| {
-        let c = Context { lab: true, journal: None, newest_backup: None, now_unix: unix_now() };
-        status::collect(ask, &lab.spec, &c)
-    };
-    let before = status_now(ask);
+    let before = operator_status(ask, &lab.spec);
     let days_before = before.certificates.known().map(|c| c.days);
     run.metric("days_before", days_before.unwrap_or(-1));
     run.require(days_before.is_some_and(|d| d <= STAGED_DAYS), || {
@@ -79,7 +71,7 @@ pub(super) fn run(ctx: &mut Ctx, run: &mut Run) -> Result<(), LabError> {
         format!("the rotated certificates expire in {days_after:?} days, not about a year")
     });
 
-    let after = status_now(ask);
+    let after = operator_status(ask, &lab.spec);
     run.require(after.verdict == Verdict::Healthy, || {
         format!("not healthy after the rotation: {:?} {:?}", after.verdict, after.problems)
     });
